@@ -1,0 +1,875 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+"""GPU sizing for vLLM: from a Hugging Face config and a GPU to a tensor/pipeline parallel plan.
+
+Pure Python (no Ansible, no torch, no network) so it is unit-testable and fast.
+
+Memory model (per GPU, following vLLM's start-up accounting in ``Worker.determine_available_memory``):
+
+    usable      = total x gpu_memory_utilization                   (vLLM: "requested memory")
+    kv_cache    = usable - weights - activation_peak - non_torch - cuda_graph
+    blocks      = floor(kv_cache / (16 x KV bytes per token on this GPU))
+    tokens      = blocks x 16                                       ("GPU KV cache size: N tokens")
+
+* weights: this rank's shard. Attention/MLP/expert matrices split across tensor-parallel ranks; the
+  vocabulary-parallel embedding and lm_head split too (vocab padded to a multiple of 64); norms,
+  MoE routers and MLA's low-rank down-projections are replicated; K/V projections replicate when
+  TP exceeds the KV-head count. Pipeline stages hold only their layers (vLLM's ``get_pp_indices``
+  split: leftover layers go to the stages before the last), the first the embedding, the last
+  the lm_head and final norm.
+* activation_peak: the profile run is one forward pass over ``max_num_batched_tokens`` tokens plus,
+  on the last stage, a sampler pass over ``min(max_num_seqs, max_num_batched_tokens)`` rows of full
+  vocabulary logits. Estimated as the largest live set of one decoder layer (hidden/residual
+  buffers plus the larger of attention and the MLP/MoE intermediates) x tokens x activation bytes,
+  or the sampler's top-k/top-p pass (bf16 logits, fp32 copy, sorted values, int64 indices, softmax,
+  cumulative sum and scatter: 28 bytes per vocabulary entry per row, measured with PyTorch on an
+  H200), whichever is larger, plus 256 MiB of runner and attention workspaces.
+* non_torch: CUDA context and cuBLAS/NCCL state that PyTorch's allocator does not see: 0.7 GiB on a
+  single GPU (the CUDA context alone measured 0.53-0.61 GiB on an H200 with PyTorch 2.11), plus
+  0.5 GiB + 0.1 GiB x TP for NCCL and custom all-reduce buffers when TP > 1, plus 0.25 GiB for the
+  pipeline send/receive buffers when PP > 1.
+* cuda_graph: recent vLLM releases profile CUDA-graph memory before sizing the KV cache
+  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``); estimated as 0.25 GiB + 8 MiB per local layer,
+  + 0.125 GiB with TP > 1 (the graphs' all-reduce buffers).
+
+The constants were calibrated against vLLM's start-up logs (e.g. Llama-3.1-8B on one H100:
+weights 14.99 GiB, non-torch 0.2 GiB beyond the CUDA context) and PyTorch measurements on an H200,
+and err on the low side for the KV cache, so the predicted token count is at or a little below what
+vLLM prints as "GPU KV cache size: N tokens".
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import math
+import os
+
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+# vLLM CacheConfig.gpu_memory_utilization default on main (vllm/config/cache.py, 2026); it was 0.9
+# in releases before the bump.
+VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
+BLOCK_SIZE = 16
+DEFAULT_MAX_NODES = 8
+VOCAB_PADDING = 64
+
+RUNNER_BUFFERS_BYTES = 256 * MIB
+SAMPLER_BYTES_PER_LOGIT = 28
+NON_TORCH_SINGLE_BYTES = int(0.7 * GIB)
+NON_TORCH_TP_BASE_BYTES = int(0.5 * GIB)
+NON_TORCH_TP_PER_RANK_BYTES = int(0.1 * GIB)
+NON_TORCH_PP_BYTES = int(0.25 * GIB)
+CUDA_GRAPH_BASE_BYTES = int(0.25 * GIB)
+CUDA_GRAPH_PER_LAYER_BYTES = 8 * MIB
+CUDA_GRAPH_TP_BYTES = int(0.125 * GIB)
+
+WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+_DTYPE_ALIASES = {
+    "bf16": "bf16", "bfloat16": "bf16",
+    "fp16": "fp16", "float16": "fp16", "half": "fp16",
+    "fp32": "fp32", "float32": "fp32", "float": "fp32",
+    "fp8": "fp8", "float8": "fp8", "fp8_e4m3": "fp8",
+    "int8": "int8", "w8a8": "int8",
+    "int4": "int4", "awq": "int4", "gptq": "int4", "w4a16": "int4",
+}
+_VLLM_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+# The quantization method vLLM uses for each weight format, as reported in plan.quantization.
+_VLLM_QUANTIZATION = {"fp8": "fp8", "int8": "compressed-tensors", "int4": "awq"}
+INT4_GROUP_SIZE = 128
+# Per group of 128 input weights: one fp16 scale and one packed 4-bit zero point (AWQ/GPTQ layout).
+INT4_GROUP_OVERHEAD_BYTES = 2.5
+
+
+class SizingError(ValueError):
+    """Bad input: ``field`` names the option at fault."""
+
+    def __init__(self, field, message):
+        super(SizingError, self).__init__(message)
+        self.field = field
+
+
+def normalize_dtype(value, field="dtype"):
+    key = str(value).strip().lower()
+    if key not in _DTYPE_ALIASES:
+        raise SizingError(field, "%s=%r is not supported; allowed: %s (or 'auto' for the config's own dtype)"
+                          % (field, value, ", ".join(WEIGHT_DTYPES)))
+    return _DTYPE_ALIASES[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Config parsing
+# --------------------------------------------------------------------------------------------
+
+def load_config_path(path):
+    """The dict of a config.json, given the file or a folder holding one."""
+    candidate = os.path.join(path, "config.json") if os.path.isdir(path) else path
+    if not os.path.isfile(candidate):
+        raise SizingError("model", "model=%r: no config.json at %s (give a catalog id, a config.json path or a folder holding one)"
+                          % (path, candidate))
+    try:
+        with open(candidate, "rb") as handle:
+            config = json.loads(handle.read().decode("utf-8"))
+    except (IOError, OSError) as exc:
+        raise SizingError("model", "model=%r: cannot read %s: %s" % (path, candidate, exc))
+    except ValueError as exc:
+        raise SizingError("model", "model=%r: %s is not valid JSON: %s" % (path, candidate, exc))
+    if not isinstance(config, dict):
+        raise SizingError("model", "model=%r: %s must hold a JSON object, got %s" % (path, candidate, type(config).__name__))
+    return config
+
+
+def _positive_int(config, key, source, default=None, required=True):
+    value = config.get(key, default)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SizingError("model", "%s: config field %r must be a positive integer, got %r" % (source, key, value))
+    return value
+
+
+class ModelSpec(object):
+    """Architecture facts of one model, parsed from its Hugging Face config."""
+
+    def __init__(self, config, source="config.json"):
+        if not isinstance(config, dict):
+            raise SizingError("model", "%s: the config must be a JSON object" % source)
+        # Multimodal wrappers keep the language model under text_config.
+        if "hidden_size" not in config and isinstance(config.get("text_config"), dict):
+            merged = dict(config["text_config"])
+            for key in ("architectures", "torch_dtype", "quantization_config", "tie_word_embeddings"):
+                if key in config and key not in merged:
+                    merged[key] = config[key]
+            config = merged
+        self.config = config
+        self.source = source
+        self.model_type = str(config.get("model_type") or "")
+        architectures = config.get("architectures") or []
+        self.architecture = architectures[0] if isinstance(architectures, list) and architectures else (self.model_type or "unknown")
+
+        self.hidden = _positive_int(config, "hidden_size", source)
+        self.num_layers = _positive_int(config, "num_hidden_layers", source)
+        self.num_heads = _positive_int(config, "num_attention_heads", source)
+        self.num_kv_heads = _positive_int(config, "num_key_value_heads", source, default=self.num_heads)
+        self.vocab = _positive_int(config, "vocab_size", source)
+        self.intermediate = _positive_int(config, "intermediate_size", source, required=False)
+        self.max_position_embeddings = _positive_int(config, "max_position_embeddings", source, required=False)
+        if config.get("head_dim") is not None:
+            self.head_dim = _positive_int(config, "head_dim", source)
+        else:
+            if self.hidden % self.num_heads:
+                raise SizingError("model", "%s: hidden_size %d is not divisible by num_attention_heads %d and no head_dim is given"
+                                  % (source, self.hidden, self.num_heads))
+            self.head_dim = self.hidden // self.num_heads
+        if self.num_heads % self.num_kv_heads:
+            raise SizingError("model", "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d"
+                              % (source, self.num_heads, self.num_kv_heads))
+        self.tied = bool(config.get("tie_word_embeddings", False))
+
+        self.quantization_config = config.get("quantization_config") if isinstance(config.get("quantization_config"), dict) else None
+        self.native_dtype = self._native_dtype(config)
+
+        # Multi-head latent attention (DeepSeek-V2/V3/R1).
+        self.is_mla = config.get("kv_lora_rank") not in (None, 0)
+        if self.is_mla:
+            self.kv_lora_rank = _positive_int(config, "kv_lora_rank", source)
+            self.q_lora_rank = _positive_int(config, "q_lora_rank", source, required=False)
+            self.qk_nope_head_dim = _positive_int(config, "qk_nope_head_dim", source)
+            self.qk_rope_head_dim = _positive_int(config, "qk_rope_head_dim", source)
+            self.v_head_dim = _positive_int(config, "v_head_dim", source)
+
+        # Mixture of experts: Mixtral (num_local_experts), Qwen-MoE (num_experts), DeepSeek (n_routed_experts).
+        experts = config.get("num_local_experts") or config.get("num_experts") or config.get("n_routed_experts") or 0
+        self.num_experts = experts if isinstance(experts, int) and not isinstance(experts, bool) and experts > 0 else 0
+        self.is_moe = self.num_experts > 0
+        if self.is_moe:
+            self.experts_per_token = _positive_int(config, "num_experts_per_tok", source)
+            if self.experts_per_token > self.num_experts:
+                raise SizingError("model", "%s: num_experts_per_tok %d exceeds the %d experts" % (source, self.experts_per_token, self.num_experts))
+            self.moe_intermediate = config.get("moe_intermediate_size") or self.intermediate
+            if not isinstance(self.moe_intermediate, int) or self.moe_intermediate <= 0:
+                raise SizingError("model", "%s: an MoE config needs moe_intermediate_size or intermediate_size" % source)
+            shared = 0
+            if config.get("n_shared_experts"):
+                shared = int(config["n_shared_experts"]) * self.moe_intermediate
+            elif config.get("shared_expert_intermediate_size"):
+                shared = int(config["shared_expert_intermediate_size"])
+            self.shared_intermediate = shared
+            self.shared_expert_gate = bool(config.get("shared_expert_intermediate_size")) and not config.get("n_shared_experts")
+            self.router_bias = config.get("topk_method") == "noaux_tc"
+        if self.intermediate is None and not self.is_moe:
+            raise SizingError("model", "%s: config field 'intermediate_size' must be a positive integer, got None" % source)
+
+        qwen2_family = self.model_type in ("qwen2", "qwen2_moe")
+        self.qkv_bias = bool(config.get("qkv_bias") or config.get("attention_bias") or qwen2_family)
+        self.o_bias = bool(config.get("attention_bias")) and not qwen2_family
+        self.mlp_bias = bool(config.get("mlp_bias"))
+        self.qk_norm = self.model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2")
+        self.norms_per_layer = 4 if self.model_type in ("gemma2", "gemma3", "gemma3_text") else 2
+        self.sliding_window = config.get("sliding_window") if config.get("use_sliding_window", True) else None
+
+        self.layers = [self._layer(index) for index in range(self.num_layers)]
+
+    @staticmethod
+    def _native_dtype(config):
+        quant = config.get("quantization_config")
+        if isinstance(quant, dict):
+            method = str(quant.get("quant_method", "")).lower()
+            bits = quant.get("bits") or quant.get("w_bit")
+            if method in ("fp8", "fbgemm_fp8", "modelopt"):
+                return "fp8"
+            if method in ("awq", "gptq") or bits == 4:
+                return "int4"
+            if bits == 8:
+                return "int8"
+        raw = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16").lower()
+        return _DTYPE_ALIASES.get(raw, "bf16")
+
+    def _is_moe_layer(self, index):
+        if not self.is_moe:
+            return False
+        config = self.config
+        if "first_k_dense_replace" in config or "moe_layer_freq" in config:
+            first_dense = int(config.get("first_k_dense_replace") or 0)
+            frequency = int(config.get("moe_layer_freq") or 1)
+            return index >= first_dense and index % frequency == 0
+        if index in (config.get("mlp_only_layers") or []):
+            return False
+        step = int(config.get("decoder_sparse_step") or 1)
+        return (index + 1) % step == 0
+
+    def _layer(self, index):
+        hidden = self.hidden
+        layer = {"attn_sharded": 0, "attn_kv": 0, "attn_replicated": 0, "mlp_sharded": 0, "experts": 0,
+                 "expert_each": 0, "router": 0, "bias_sharded": 0, "norms": self.norms_per_layer * hidden, "moe": False}
+        if self.is_mla:
+            qk_head = self.qk_nope_head_dim + self.qk_rope_head_dim
+            if self.q_lora_rank:
+                layer["attn_replicated"] += hidden * self.q_lora_rank
+                layer["norms"] += self.q_lora_rank
+                layer["attn_sharded"] += self.q_lora_rank * self.num_heads * qk_head
+            else:
+                layer["attn_sharded"] += hidden * self.num_heads * qk_head
+            layer["attn_replicated"] += hidden * (self.kv_lora_rank + self.qk_rope_head_dim)
+            layer["norms"] += self.kv_lora_rank
+            layer["attn_sharded"] += self.kv_lora_rank * self.num_heads * (self.qk_nope_head_dim + self.v_head_dim)
+            layer["attn_sharded"] += self.num_heads * self.v_head_dim * hidden
+        else:
+            q_width = self.num_heads * self.head_dim
+            kv_width = self.num_kv_heads * self.head_dim
+            layer["attn_sharded"] += hidden * q_width + q_width * hidden
+            layer["attn_kv"] += 2 * hidden * kv_width
+            if self.qkv_bias:
+                layer["bias_sharded"] += q_width + 2 * kv_width
+            if self.o_bias:
+                layer["bias_sharded"] += hidden
+            if self.qk_norm:
+                layer["norms"] += 2 * self.head_dim
+        if self._is_moe_layer(index):
+            layer["moe"] = True
+            each = 3 * hidden * self.moe_intermediate
+            layer["expert_each"] = each
+            layer["experts"] = self.num_experts * each
+            layer["router"] = hidden * self.num_experts + (self.num_experts if self.router_bias else 0)
+            if self.shared_intermediate:
+                layer["mlp_sharded"] += 3 * hidden * self.shared_intermediate
+                if self.shared_expert_gate:
+                    layer["router"] += hidden
+        else:
+            layer["mlp_sharded"] += 3 * hidden * self.intermediate
+            if self.mlp_bias:
+                layer["bias_sharded"] += 2 * self.intermediate + hidden
+        return layer
+
+    # ----- counts -----
+    @staticmethod
+    def _layer_params(layer):
+        return sum(layer[key] for key in ("attn_sharded", "attn_kv", "attn_replicated", "mlp_sharded", "experts", "router", "bias_sharded", "norms"))
+
+    @property
+    def params(self):
+        total = self.vocab * self.hidden * (1 if self.tied else 2) + self.hidden
+        return total + sum(self._layer_params(layer) for layer in self.layers)
+
+    @property
+    def active_params(self):
+        inactive = sum((self.num_experts - self.experts_per_token) * layer["expert_each"] for layer in self.layers if layer["moe"])
+        return self.params - inactive
+
+    def kv_bytes_per_token(self, kv_dtype_bytes, tensor_parallel_size=1, num_layers=None):
+        """KV-cache bytes one token takes on one tensor-parallel rank, for num_layers layers (all by default)."""
+        layers = self.num_layers if num_layers is None else num_layers
+        if self.is_mla:
+            # One compressed latent plus the decoupled RoPE key, shared by all heads: nothing to split across TP.
+            return layers * (self.kv_lora_rank + self.qk_rope_head_dim) * kv_dtype_bytes
+        kv_heads = max(1, self.num_kv_heads // tensor_parallel_size)
+        return 2 * layers * kv_heads * self.head_dim * kv_dtype_bytes
+
+    def describe(self, model_id, hf_id, dtype):
+        return {
+            "id": model_id,
+            "hf_id": hf_id,
+            "architecture": self.architecture,
+            "model_type": self.model_type,
+            "num_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_kv_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "hidden_size": self.hidden,
+            "vocab_size": self.vocab,
+            "max_position_embeddings": self.max_position_embeddings,
+            "dtype": dtype,
+            "native_dtype": self.native_dtype,
+            "moe": self.is_moe,
+            "num_experts": self.num_experts,
+            "experts_per_token": self.experts_per_token if self.is_moe else 0,
+            "mla": self.is_mla,
+            "source": self.source,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Weights and KV bytes
+# --------------------------------------------------------------------------------------------
+
+def activation_dtype(spec, dtype):
+    """dtype of activations, norms, embeddings and unquantized layers."""
+    if dtype in ("bf16", "fp16", "fp32"):
+        return dtype
+    native = spec.native_dtype
+    return native if native in ("bf16", "fp16") else "bf16"
+
+
+def _dtype_bytes(dtype):
+    return {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1, "int8": 1}[dtype]
+
+
+def linear_bytes(count, dtype, spec):
+    """Bytes of ``count`` weights of quantizable linear layers stored as ``dtype`` (scales included)."""
+    if dtype in ("bf16", "fp16", "fp32"):
+        return count * _dtype_bytes(dtype)
+    if dtype == "fp8":
+        block = (spec.quantization_config or {}).get("weight_block_size") if spec.native_dtype == "fp8" else None
+        if block and len(block) == 2:
+            # DeepSeek-style block quantization: one fp32 scale per 128 x 128 block.
+            return count * (1.0 + 4.0 / (block[0] * block[1]))
+        return float(count)  # per-tensor scales: a few bytes per matrix
+    if dtype == "int8":
+        return count * (1.0 + 4.0 / spec.hidden)  # one fp32 scale per output channel
+    return count * (0.5 + INT4_GROUP_OVERHEAD_BYTES / INT4_GROUP_SIZE)
+
+
+def pipeline_partition(num_layers, pipeline_parallel_size):
+    """Layer counts per pipeline stage, as vLLM's get_pp_indices splits them."""
+    base = num_layers // pipeline_parallel_size
+    partition = [base] * pipeline_parallel_size
+    for offset in range(2, num_layers % pipeline_parallel_size + 2):
+        partition[-offset] += 1
+    return partition
+
+
+def _padded_vocab(vocab):
+    return int(math.ceil(vocab / float(VOCAB_PADDING)) * VOCAB_PADDING)
+
+
+def rank_weight_bytes(spec, dtype, tp, layer_indexes, first, last, pp):
+    act = _dtype_bytes(activation_dtype(spec, dtype))
+    kv_share = float(max(1, spec.num_kv_heads // tp)) / spec.num_kv_heads if not spec.is_mla else 1.0
+    total = 0.0
+    for index in layer_indexes:
+        layer = spec.layers[index]
+        total += linear_bytes(layer["attn_sharded"] + layer["mlp_sharded"] + layer["experts"], dtype, spec) / tp
+        total += linear_bytes(layer["attn_kv"], dtype, spec) * kv_share
+        total += linear_bytes(layer["attn_replicated"], dtype, spec)
+        total += (layer["router"] + layer["norms"]) * act + layer["bias_sharded"] * act / float(tp)
+    vocab_shard = _padded_vocab(spec.vocab) * spec.hidden * act / float(tp)
+    if first:
+        total += vocab_shard
+    if last:
+        total += spec.hidden * act
+        # A tied lm_head reuses the embedding, unless pipeline stages put them on different GPUs.
+        if not spec.tied or (pp > 1 and not first):
+            total += vocab_shard
+    return int(total)
+
+
+def weights_bytes(spec, dtype):
+    """Whole-model weight bytes (before any parallel split)."""
+    act = _dtype_bytes(activation_dtype(spec, dtype))
+    total = 0.0
+    for layer in spec.layers:
+        total += linear_bytes(layer["attn_sharded"] + layer["mlp_sharded"] + layer["experts"] + layer["attn_kv"] + layer["attn_replicated"], dtype, spec)
+        total += (layer["router"] + layer["norms"] + layer["bias_sharded"]) * act
+    total += spec.vocab * spec.hidden * act * (1 if spec.tied else 2) + spec.hidden * act
+    return int(total)
+
+
+def kv_dtype_bytes(spec, dtype, kv_cache_dtype):
+    if kv_cache_dtype != "auto":
+        return 1
+    return _dtype_bytes(activation_dtype(spec, dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-GPU memory of one layout
+# --------------------------------------------------------------------------------------------
+
+def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_tokens, max_num_seqs):
+    act = _dtype_bytes(activation_dtype(spec, dtype))
+    heads = max(1, spec.num_heads // tp)
+    if spec.is_mla:
+        attention = ((spec.q_lora_rank or 0) + spec.kv_lora_rank + spec.qk_rope_head_dim
+                     + heads * (2 * (spec.qk_nope_head_dim + spec.qk_rope_head_dim) + 2 * spec.v_head_dim + spec.qk_nope_head_dim))
+    else:
+        kv_heads = max(1, spec.num_kv_heads // tp)
+        attention = (2 * heads + 2 * kv_heads) * spec.head_dim
+    ffn = 0
+    for index in set(layer_indexes):
+        layer = spec.layers[index]
+        if layer["moe"]:
+            moe = spec.experts_per_token * (3 * spec.moe_intermediate // tp + spec.hidden) + 2 * spec.num_experts
+            moe += 3 * spec.shared_intermediate // tp
+            ffn = max(ffn, moe)
+        else:
+            ffn = max(ffn, 3 * (spec.intermediate or 0) // tp)
+    per_token = 4 * spec.hidden + max(attention, ffn)
+    forward = max_num_batched_tokens * per_token * act
+    sampler = 0
+    if last:
+        rows = min(max_num_seqs, max_num_batched_tokens)
+        sampler = rows * spec.vocab * SAMPLER_BYTES_PER_LOGIT + rows * spec.hidden * act
+    return int(max(forward, sampler) + RUNNER_BUFFERS_BYTES)
+
+
+def _non_torch(tp, pp):
+    value = NON_TORCH_SINGLE_BYTES
+    if tp > 1:
+        value += NON_TORCH_TP_BASE_BYTES + NON_TORCH_TP_PER_RANK_BYTES * tp
+    if pp > 1:
+        value += NON_TORCH_PP_BYTES
+    return value
+
+
+def _cuda_graph(tp, local_layers):
+    return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_PER_LAYER_BYTES * local_layers + (CUDA_GRAPH_TP_BYTES if tp > 1 else 0)
+
+
+def evaluate_layout(spec, settings, tp, pp):
+    """Memory and KV capacity of TP x PP for one replica; the binding stage is the one with the fewest KV tokens."""
+    total = settings["gpu_memory_bytes"]
+    usable = int(total * settings["gpu_memory_utilization"])
+    kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
+    stages = []
+    start = 0
+    partition = pipeline_partition(spec.num_layers, pp)
+    for stage, count in enumerate(partition):
+        indexes = list(range(start, start + count))
+        start += count
+        first, last = stage == 0, stage == pp - 1
+        memory = {
+            "total": total,
+            "usable": usable,
+            "weights": rank_weight_bytes(spec, settings["dtype"], tp, indexes, first, last, pp),
+            "activation_peak": _activation_peak(spec, settings["dtype"], tp, indexes, last,
+                                                settings["max_num_batched_tokens"], settings["max_num_seqs"]),
+            "non_torch": _non_torch(tp, pp),
+            "cuda_graph": _cuda_graph(tp, count),
+        }
+        room = usable - memory["weights"] - memory["activation_peak"] - memory["non_torch"] - memory["cuda_graph"]
+        per_token = spec.kv_bytes_per_token(kv_bytes, tp, count)
+        blocks = max(0, room) // (per_token * BLOCK_SIZE)
+        memory["kv_cache"] = max(0, room)
+        stages.append({"stage": stage, "layers": count, "memory": memory, "room": room,
+                       "kv_bytes_per_token": per_token, "tokens": int(blocks * BLOCK_SIZE)})
+    binding = min(stages, key=lambda item: (item["tokens"], item["room"]))
+    tokens = binding["tokens"]
+    max_model_len = settings["max_model_len"]
+    return {
+        "tensor_parallel_size": tp,
+        "pipeline_parallel_size": pp,
+        "gpus_per_replica": tp * pp,
+        "nodes": int(math.ceil(tp * pp / float(settings["gpus_per_node"]))),
+        "memory_per_gpu": binding["memory"],
+        "shortfall_bytes": max(0, -binding["room"]),
+        "kv_cache_tokens": tokens,
+        "max_concurrency": tokens / float(max_model_len),
+        "holds_one_sequence": tokens >= max_model_len,
+        "meets_targets": tokens >= max_model_len * settings["min_concurrency"] and binding["room"] > 0,
+        "stages": stages,
+    }
+
+
+def summarize_layout(layout):
+    return {
+        "tensor_parallel_size": layout["tensor_parallel_size"],
+        "pipeline_parallel_size": layout["pipeline_parallel_size"],
+        "gpus": layout["gpus_per_replica"],
+        "kv_cache_tokens": layout["kv_cache_tokens"],
+        "kv_cache_gib_per_gpu": round(layout["memory_per_gpu"]["kv_cache"] / float(GIB), 2),
+        "max_concurrency": round(layout["max_concurrency"], 2),
+        "meets_targets": layout["meets_targets"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a layout
+# --------------------------------------------------------------------------------------------
+
+def _powers_of_two(limit):
+    value = 1
+    while value <= limit:
+        yield value
+        value *= 2
+
+
+def tp_problem(spec, tp):
+    """Why ``tp`` cannot shard this model in vLLM, or None."""
+    if tp < 1 or tp & (tp - 1):
+        return "tensor_parallel_size=%d must be a power of two" % tp
+    if spec.num_heads % tp:
+        return "tensor_parallel_size=%d does not divide the %d attention heads" % (tp, spec.num_heads)
+    if not spec.is_mla and spec.num_kv_heads % tp and tp % spec.num_kv_heads:
+        return "tensor_parallel_size=%d and the %d KV heads do not divide one another" % (tp, spec.num_kv_heads)
+    if spec.is_moe and spec.moe_intermediate % tp:
+        return "tensor_parallel_size=%d does not divide moe_intermediate_size %d" % (tp, spec.moe_intermediate)
+    return None
+
+
+def valid_tensor_parallel_sizes(spec, gpus_per_node):
+    return [tp for tp in _powers_of_two(gpus_per_node) if tp_problem(spec, tp) is None]
+
+
+def search_layout(spec, settings):
+    """(chosen layout, every layout evaluated) following the planning rules.
+
+    One node first (TP only, fewest GPUs); else whole nodes with TP = the largest valid TP inside a
+    node and PP = the fewest nodes; user-fixed TP/PP are evaluated instead of chosen.
+    """
+    gpus_per_node = settings["gpus_per_node"]
+    fixed_tp = settings.get("tensor_parallel_size")
+    fixed_pp = settings.get("pipeline_parallel_size")
+    tried = []
+
+    def attempt(tp, pp):
+        layout = evaluate_layout(spec, settings, tp, pp)
+        tried.append(layout)
+        return layout
+
+    if fixed_tp and fixed_pp:
+        return attempt(fixed_tp, fixed_pp), tried
+    tp_options = [fixed_tp] if fixed_tp else valid_tensor_parallel_sizes(spec, gpus_per_node)
+    if not tp_options:
+        raise SizingError("gpus_per_node", "gpus_per_node=%d allows no tensor parallel size that divides the %d attention heads"
+                          % (gpus_per_node, spec.num_heads))
+    if fixed_pp:
+        for tp in tp_options:
+            layout = attempt(tp, fixed_pp)
+            if layout["meets_targets"]:
+                return layout, tried
+        return tried[-1], tried
+    single_node = [tp for tp in tp_options if tp <= gpus_per_node]
+    for tp in single_node:
+        layout = attempt(tp, 1)
+        if layout["meets_targets"]:
+            return layout, tried
+    node_tp = max(tp_options)
+    max_pp = min(spec.num_layers, max(1, settings["max_nodes"] * gpus_per_node // node_tp))
+    best = tried[-1] if tried else None
+    for pp in range(2, max_pp + 1):
+        if node_tp * pp > settings["max_nodes"] * gpus_per_node:
+            break
+        layout = attempt(node_tp, pp)
+        best = layout
+        if layout["meets_targets"]:
+            return layout, tried
+    return best, tried
+
+
+# --------------------------------------------------------------------------------------------
+# Top level
+# --------------------------------------------------------------------------------------------
+
+def default_batch_limits(gpu_name, gpu_memory_bytes):
+    """vLLM's OpenAI-server defaults (EngineArgs.get_batch_defaults): larger on >= 70 GiB GPUs other than A100."""
+    big = gpu_memory_bytes >= 70 * GIB and "a100" not in (gpu_name or "").lower()
+    return (8192, 1024) if big else (2048, 256)
+
+
+def _check_positive(name, value, kind=int):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind is int and int(value) != value):
+        raise SizingError(name, "%s=%r must be a positive %s" % (name, value, "integer" if kind is int else "number"))
+
+
+def _gib(value):
+    return "%.1f GiB" % (value / float(GIB))
+
+
+def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=None, dtype=None, kv_cache_dtype="auto",
+         gpus_per_node=None, max_nodes=None, max_model_len=None, min_concurrency=None, gpu_memory_utilization=None,
+         max_num_seqs=None, max_num_batched_tokens=None, tensor_parallel_size=None, pipeline_parallel_size=None,
+         replicas=None, served_model_name=None):
+    """The full gpu_sizing result (see docs/conventions.md) for one model and one GPU type.
+
+    None means the default: max_nodes 8, min_concurrency 1, replicas 1, vLLM's defaults for the rest.
+    """
+    for name, value in (("gpu_memory_gib", gpu_memory_gib), ("min_concurrency", min_concurrency)):
+        _check_positive(name, value, float)
+    for name, value in (("gpus_per_node", gpus_per_node), ("max_nodes", max_nodes), ("max_model_len", max_model_len),
+                        ("max_num_seqs", max_num_seqs), ("max_num_batched_tokens", max_num_batched_tokens),
+                        ("tensor_parallel_size", tensor_parallel_size), ("pipeline_parallel_size", pipeline_parallel_size),
+                        ("replicas", replicas)):
+        _check_positive(name, value)
+    max_nodes = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+    min_concurrency = 1 if min_concurrency is None else min_concurrency
+    replicas = 1 if replicas is None else replicas
+    if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+        raise SizingError("gpu_memory_utilization", "gpu_memory_utilization=%r must be in (0, 1] (a fraction of total GPU memory)"
+                          % (gpu_memory_utilization,))
+    if gpu_spec is None and gpu_memory_gib is None:
+        raise SizingError("gpu", "set gpu (a catalog product or GFD label) or gpu_memory_gib")
+
+    dtype = spec.native_dtype if dtype in (None, "auto") else normalize_dtype(dtype)
+    kv_cache_dtype = str(kv_cache_dtype or "auto").lower()
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise SizingError("kv_cache_dtype", "kv_cache_dtype=%r is not supported; allowed: %s" % (kv_cache_dtype, ", ".join(KV_CACHE_DTYPES)))
+
+    memory_bytes = int(gpu_memory_gib * GIB) if gpu_memory_gib else gpu_spec["memory_bytes"]
+    gpu_label = gpu_name or ("%g GiB GPU" % gpu_memory_gib)
+    gpus_per_node = gpus_per_node or (gpu_spec["gpus_per_node"] if gpu_spec else 8)
+    default_tokens, default_seqs = default_batch_limits(gpu_name, memory_bytes)
+    max_model_len = max_model_len or spec.max_position_embeddings
+    if not max_model_len:
+        raise SizingError("max_model_len", "the config has no max_position_embeddings: set max_model_len")
+    if spec.max_position_embeddings and max_model_len > spec.max_position_embeddings:
+        raise SizingError("max_model_len", "max_model_len=%d exceeds the model's max_position_embeddings %d (vLLM refuses it)"
+                          % (max_model_len, spec.max_position_embeddings))
+    settings = {
+        "gpu_memory_bytes": memory_bytes,
+        "gpu_memory_utilization": gpu_memory_utilization or VLLM_DEFAULT_GPU_MEMORY_UTILIZATION,
+        "dtype": dtype,
+        "kv_cache_dtype": kv_cache_dtype,
+        "gpus_per_node": gpus_per_node,
+        "max_nodes": max_nodes,
+        "max_model_len": max_model_len,
+        "min_concurrency": min_concurrency,
+        "max_num_seqs": max_num_seqs or default_seqs,
+        "max_num_batched_tokens": max_num_batched_tokens or default_tokens,
+        "tensor_parallel_size": tensor_parallel_size,
+        "pipeline_parallel_size": pipeline_parallel_size,
+    }
+    if tensor_parallel_size:
+        problem = tp_problem(spec, tensor_parallel_size)
+        if problem:
+            valid = valid_tensor_parallel_sizes(spec, max(gpus_per_node, tensor_parallel_size))
+            raise SizingError("tensor_parallel_size", "%s; allowed for %s: %s" % (problem, model_id, ", ".join(str(v) for v in valid)))
+        if tensor_parallel_size > gpus_per_node:
+            raise SizingError("tensor_parallel_size", "tensor_parallel_size=%d exceeds gpus_per_node=%d: tensor parallelism must stay inside "
+                              "one node's NVLink domain; use pipeline_parallel_size across nodes" % (tensor_parallel_size, gpus_per_node))
+    if pipeline_parallel_size and pipeline_parallel_size > spec.num_layers:
+        raise SizingError("pipeline_parallel_size", "pipeline_parallel_size=%d exceeds the model's %d layers"
+                          % (pipeline_parallel_size, spec.num_layers))
+
+    layout, tried = search_layout(spec, settings)
+    warnings, advice = [], []
+    if layout["nodes"] > max_nodes:
+        warnings.append("the layout needs %d nodes of %d GPUs but max_nodes is %d" % (layout["nodes"], gpus_per_node, max_nodes))
+    fits = layout["meets_targets"] and layout["nodes"] <= max_nodes
+    if not fits:
+        warnings.extend(_no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec))
+    _explain_smaller_layouts(layout, tried, settings, advice)
+    _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, replicas, fits)
+
+    memory = dict(layout["memory_per_gpu"])
+    vllm_args = _vllm_args(spec, settings, layout, served_model_name)
+    warnings = _dedupe(warnings)
+    advice = _dedupe(advice)
+    kv_whole = spec.kv_bytes_per_token(kv_dtype_bytes(spec, dtype, kv_cache_dtype))
+    result = {
+        "model": spec.describe(model_id, hf_id, dtype),
+        "params": spec.params,
+        "active_params": spec.active_params,
+        "weights_bytes": weights_bytes(spec, dtype),
+        "kv_cache_bytes_per_token": kv_whole,
+        "plan": {
+            "tensor_parallel_size": layout["tensor_parallel_size"],
+            "pipeline_parallel_size": layout["pipeline_parallel_size"],
+            "nodes": layout["nodes"],
+            "gpus_per_node": gpus_per_node,
+            "gpus_per_replica": layout["gpus_per_replica"],
+            "replicas": replicas,
+            "total_gpus": layout["gpus_per_replica"] * replicas,
+            "gpu": gpu_label,
+            "gpu_labels": list(gpu_spec["gfd_products"]) if gpu_spec else [],
+            "gpu_memory_gib": round(memory_bytes / float(GIB), 2),
+            "dtype": dtype,
+            "kv_cache_dtype": kv_cache_dtype,
+            "quantization": _quantization(spec, dtype),
+            "max_model_len": max_model_len,
+            "min_concurrency": min_concurrency,
+            "max_num_seqs": settings["max_num_seqs"],
+            "max_num_batched_tokens": settings["max_num_batched_tokens"],
+            "gpu_memory_utilization": settings["gpu_memory_utilization"],
+            "served_model_name": served_model_name or hf_id,
+            "stage_layers": [stage["layers"] for stage in layout["stages"]],
+            "alternatives": [summarize_layout(item) for item in tried],
+            "warnings": warnings,
+        },
+        "memory_per_gpu": memory,
+        "kv_cache_tokens": layout["kv_cache_tokens"],
+        "max_concurrency": round(layout["max_concurrency"], 2),
+        "fits": fits,
+        "vllm_args": vllm_args,
+        "warnings": warnings,
+        "advice": advice,
+    }
+    return result
+
+
+def _dedupe(items):
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _quantization(spec, dtype):
+    if dtype not in _VLLM_QUANTIZATION:
+        return None
+    if spec.quantization_config and spec.native_dtype == dtype:
+        return str(spec.quantization_config.get("quant_method") or _VLLM_QUANTIZATION[dtype])
+    return _VLLM_QUANTIZATION[dtype]
+
+
+def _vllm_args(spec, settings, layout, served_model_name):
+    args = [
+        "--tensor-parallel-size=%d" % layout["tensor_parallel_size"],
+        "--pipeline-parallel-size=%d" % layout["pipeline_parallel_size"],
+        "--max-model-len=%d" % settings["max_model_len"],
+        "--gpu-memory-utilization=%s" % settings["gpu_memory_utilization"],
+        "--max-num-seqs=%d" % settings["max_num_seqs"],
+        "--max-num-batched-tokens=%d" % settings["max_num_batched_tokens"],
+    ]
+    dtype = settings["dtype"]
+    if dtype in _VLLM_DTYPE_NAMES and dtype != spec.native_dtype:
+        args.append("--dtype=%s" % _VLLM_DTYPE_NAMES[dtype])
+    # Only an unquantized checkpoint needs the flag; vLLM reads a quantized one's method from its config.
+    if dtype == "fp8" and spec.native_dtype != "fp8":
+        args.append("--quantization=fp8")
+    if settings["kv_cache_dtype"] != "auto":
+        args.append("--kv-cache-dtype=%s" % settings["kv_cache_dtype"])
+    if served_model_name:
+        args.append("--served-model-name=%s" % served_model_name)
+    return args
+
+
+def _variant(spec, settings, **changes):
+    """The layout search rerun with some settings changed (for advice); None if it raises."""
+    trial = dict(settings)
+    trial.update(changes)
+    try:
+        layout, _tried = search_layout(spec, trial)
+    except SizingError:
+        return None
+    return layout
+
+
+def _max_len_for(layout, settings):
+    """The longest max_model_len (a multiple of 1024, 16 minimum) at which layout meets min_concurrency."""
+    tokens = layout["kv_cache_tokens"]
+    length = int(tokens / float(settings["min_concurrency"]))
+    return (length // 1024) * 1024 if length >= 1024 else (length // BLOCK_SIZE) * BLOCK_SIZE
+
+
+def _no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec):
+    reasons = []
+    memory = layout["memory_per_gpu"]
+    max_model_len = settings["max_model_len"]
+    where = "TP%d x PP%d on %s" % (layout["tensor_parallel_size"], layout["pipeline_parallel_size"], gpu_label)
+    if layout["shortfall_bytes"] > 0:
+        reasons.append("%s does not fit on %s: each GPU needs %s more than its usable %s (weights %s, activations %s, non-torch %s, CUDA graphs %s)"
+                       % (model_id, where, _gib(layout["shortfall_bytes"]), _gib(memory["usable"]), _gib(memory["weights"]),
+                          _gib(memory["activation_peak"]), _gib(memory["non_torch"]), _gib(memory["cuda_graph"])))
+    else:
+        needed = max_model_len * settings["min_concurrency"]
+        reasons.append("%s on %s holds %d KV-cache tokens, short of the %d needed for min_concurrency=%g at max_model_len=%d (%.2fx)"
+                       % (model_id, where, layout["kv_cache_tokens"], needed, settings["min_concurrency"], max_model_len, layout["max_concurrency"]))
+    # What would fit: more nodes, FP8, a shorter context.
+    more_nodes = _variant(spec, settings, max_nodes=max(settings["max_nodes"] * 8, 16))
+    if more_nodes is not None and more_nodes["meets_targets"]:
+        reasons.append("fits with more GPUs: TP%d x PP%d = %d GPUs on %d node(s) (max_nodes=%d now)"
+                       % (more_nodes["tensor_parallel_size"], more_nodes["pipeline_parallel_size"], more_nodes["gpus_per_replica"],
+                          more_nodes["nodes"], settings["max_nodes"]))
+    if settings["dtype"] in ("bf16", "fp16", "fp32"):
+        fp8 = _variant(spec, settings, dtype="fp8")
+        if fp8 is not None and fp8["meets_targets"] and fp8["nodes"] <= settings["max_nodes"]:
+            reasons.append("fits with FP8 weights (dtype=fp8%s): TP%d x PP%d"
+                           % ("" if not gpu_spec or gpu_spec["fp8"] else ", weight-only on this pre-Hopper GPU",
+                              fp8["tensor_parallel_size"], fp8["pipeline_parallel_size"]))
+    shorter = _max_len_for(layout, settings)
+    if layout["shortfall_bytes"] == 0 and shorter >= BLOCK_SIZE:
+        reasons.append("fits with a shorter context: max_model_len=%d on this layout" % shorter)
+    return reasons
+
+
+def _explain_smaller_layouts(layout, tried, settings, advice):
+    """Say what the next-smaller single-node layout would hold (e.g. the common 'TP=2' answer)."""
+    smaller = [item for item in tried if item["gpus_per_replica"] < layout["gpus_per_replica"]]
+    if not smaller or not layout["meets_targets"]:
+        return
+    item = smaller[-1]
+    room = item["memory_per_gpu"]["kv_cache"]
+    if item["shortfall_bytes"] > 0:
+        detail = "does not fit at all (%s short per GPU)" % _gib(item["shortfall_bytes"])
+    else:
+        detail = "leaves %s per GPU for KV cache: %d tokens, %.2fx max_model_len=%d" % (
+            _gib(room), item["kv_cache_tokens"], item["max_concurrency"], settings["max_model_len"])
+    advice.append("TP%d x PP%d %s; min_concurrency=%g needs TP%d x PP%d (%d tokens, %.2fx)" % (
+        item["tensor_parallel_size"], item["pipeline_parallel_size"], detail, settings["min_concurrency"],
+        layout["tensor_parallel_size"], layout["pipeline_parallel_size"], layout["kv_cache_tokens"], layout["max_concurrency"]))
+
+
+def _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, replicas, fits):
+    tp, pp = layout["tensor_parallel_size"], layout["pipeline_parallel_size"]
+    fp8_capable = bool(gpu_spec and gpu_spec["fp8"])
+    if settings["dtype"] in ("bf16", "fp16", "fp32") and fp8_capable and not (settings.get("tensor_parallel_size") or settings.get("pipeline_parallel_size")):
+        fp8 = _variant(spec, settings, dtype="fp8")
+        if fp8 is not None and fp8["meets_targets"] and fp8["gpus_per_replica"] < layout["gpus_per_replica"]:
+            advice.append("FP8 fits this on %d GPU%s instead of %d: quantize first (an FP8 checkpoint, or --quantization=fp8)"
+                          % (fp8["gpus_per_replica"], "" if fp8["gpus_per_replica"] == 1 else "s", layout["gpus_per_replica"]))
+    if settings["kv_cache_dtype"] == "auto" and fp8_capable and layout["shortfall_bytes"] == 0:
+        doubled = evaluate_layout(spec, dict(settings, kv_cache_dtype="fp8"), tp, pp)
+        advice.append("--kv-cache-dtype=fp8 on %s holds %d tokens instead of %d (%.2fx max_model_len)"
+                      % (gpu_label, doubled["kv_cache_tokens"], layout["kv_cache_tokens"], doubled["max_concurrency"]))
+    if not layout["meets_targets"] and layout["shortfall_bytes"] == 0:
+        shorter = _max_len_for(layout, settings)
+        if shorter >= BLOCK_SIZE:
+            advice.append("a shorter context fits: max_model_len=%d meets min_concurrency=%g on this layout" % (shorter, settings["min_concurrency"]))
+    if fits and replicas == 1 and layout["nodes"] == 1 and settings["gpus_per_node"] >= 2 * layout["gpus_per_replica"]:
+        advice.append("one %d-GPU node holds %d replicas of this %d-GPU layout: set replicas for data parallel throughput"
+                      % (settings["gpus_per_node"], settings["gpus_per_node"] // layout["gpus_per_replica"], layout["gpus_per_replica"]))
+
+    if gpu_spec and gpu_spec["nvlink"] != "all" and tp > 2:
+        warnings.append("%s GPUs are joined by PCIe%s: tensor_parallel_size=%d all-reduces over PCIe every layer; expect lower throughput "
+                        "than NVLink systems (prefer TP<=2 with more replicas, or pipeline parallel)"
+                        % (gpu_label, " and NVLink pairs only" if gpu_spec["nvlink"] == "pairs" else "", tp))
+    if gpu_spec and not gpu_spec["fp8"]:
+        if settings["dtype"] == "fp8":
+            warnings.append("%s has no FP8 tensor cores: vLLM runs FP8 weights weight-only (Marlin), saving memory but not compute" % gpu_label)
+        if settings["kv_cache_dtype"] != "auto":
+            warnings.append("%s has no FP8 tensor cores: an FP8 KV cache saves memory but some attention backends do not support it there" % gpu_label)
+    if settings["dtype"] in ("int4", "int8") and spec.native_dtype != settings["dtype"]:
+        warnings.append("dtype=%s needs a pre-quantized checkpoint (%s): vLLM reads the method from its config.json"
+                        % (settings["dtype"], "AWQ or GPTQ" if settings["dtype"] == "int4" else "W8A8 compressed-tensors"))
+    if layout["nodes"] > 1:
+        warnings.append("the layout spans %d nodes (TP%d inside each, PP%d across): use InfiniBand/RoCE between them; pipeline traffic over TCP is slow"
+                        % (layout["nodes"], tp, pp))
+    if spec.sliding_window and spec.sliding_window < settings["max_model_len"]:
+        warnings.append("the model uses sliding-window attention (window %d): the KV estimate treats every layer as full attention, "
+                        "so vLLM may hold more tokens than predicted" % spec.sliding_window)

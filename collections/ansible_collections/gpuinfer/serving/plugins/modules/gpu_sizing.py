@@ -1,0 +1,362 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to gpuinfer.serving
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: gpu_sizing
+short_description: Plan GPUs, tensor/pipeline parallelism and KV-cache capacity for serving an LLM with vLLM
+version_added: "0.1.0"
+description:
+  - Turns a model (an embedded catalog id or a Hugging Face C(config.json)) and a GPU type into a vLLM serving plan
+    the collection's roles read as C(gpuinfer_plan) - tensor and pipeline parallel sizes, nodes, the per-GPU memory
+    breakdown, the KV-cache capacity in tokens, the concurrency it allows at C(max_model_len), and the engine flags.
+  - Pure computation on the controller, no GPU, torch or network needed; it answers in milliseconds and never changes
+    anything.
+  - Parameter counts are exact for the supported architectures (dense, grouped-query and multi-query attention,
+    mixture of experts with shared experts and leading dense layers, DeepSeek multi-head latent attention, tied
+    embeddings, attention/MLP biases, explicit C(head_dim), Gemma 2's extra norms); they agree with transformers'
+    own count of the same config.
+  - "B(KV cache per token) = 2 (K and V) x layers x KV heads x head_dim x KV dtype bytes - grouped-query attention counts
+    KV heads, not attention heads, which is where the common rule of thumb (2 x layers x hidden x bytes) overstates
+    Llama-3-70B eightfold. Multi-head latent attention stores one latent of C(kv_lora_rank + qk_rope_head_dim) per
+    layer, not split across tensor-parallel ranks. KV heads replicate on ranks when the tensor parallel size exceeds
+    them."
+  - "B(Memory model), per GPU, following vLLM's start-up accounting (vLLM main, 2026; default
+    C(gpu_memory_utilization) 0.92, up from 0.9 in earlier releases): usable = total x C(gpu_memory_utilization);
+    KV cache = usable - this rank's weights - the activation peak of a profile run over C(max_num_batched_tokens)
+    tokens (plus the sampler's C(max_num_seqs) x vocabulary logits on the last pipeline stage) - non-torch memory
+    (CUDA context, NCCL and custom all-reduce buffers, larger with TP > 1) - the CUDA-graph estimate; the KV cache is
+    cut into blocks of 16 tokens. Each pipeline stage holds only its layers' KV cache; a replica holds the tokens of
+    its most constrained stage. The estimate errs on the low side of what vLLM logs as C(GPU KV cache size)."
+  - "B(Planning rules): when one node meets the targets, the fewest GPUs of one node (tensor parallel only); otherwise
+    whole nodes with TP = the largest valid size inside a node and PP = the fewest nodes that meet the targets, never
+    more stages than layers. Tensor parallel sizes are powers of two that divide the attention heads (and the KV heads,
+    or are divided by them). Fixed C(tensor_parallel_size)/C(pipeline_parallel_size) are validated instead of chosen.
+    Replicas (data parallel) come on top."
+  - Warnings (also under C(plan.warnings)) and C(advice) say what would help, such as FP8 weights on FP8-capable GPUs,
+    an FP8 KV cache, a shorter context, or more nodes.
+author:
+  - gpuinfer.serving contributors (@gpuinfer)
+options:
+  model:
+    description:
+      - An embedded catalog id, matched case-insensitively, such as C(meta-llama/Llama-3.1-70B-Instruct) or a short
+        alias like C(llama-3.1-70b); or the path of a Hugging Face C(config.json), or of a folder holding one
+        (an existing path, or one starting with C(/), C(./) or C(../), or ending in C(.json)).
+      - "Catalog: Llama 3.1 8B/70B/405B Instruct (and base), Llama 3.2 3B, Llama 3.3 70B, Mistral 7B v0.3,
+        Mixtral 8x7B and 8x22B, Qwen2.5 7B/72B, Qwen3 14B/32B, Qwen3-30B-A3B, Qwen3-235B-A22B, Gemma 2 27B,
+        Phi-3 mini 4k, DeepSeek-V3 and DeepSeek-R1."
+    type: str
+    required: true
+  dtype:
+    description:
+      - Weight format. C(auto) takes the config's own (C(torch_dtype), or C(fp8) for a checkpoint shipping an FP8
+        C(quantization_config) such as DeepSeek-V3).
+      - C(fp8) quantizes the linear layers to 8 bits (embeddings, lm_head, norms and MoE routers stay 16-bit, as in vLLM).
+      - C(int8) is W8A8 and C(int4) AWQ/GPTQ with one fp16 scale and a 4-bit zero point per group of 128 weights;
+        both need a pre-quantized checkpoint.
+    type: str
+    default: auto
+    choices: [auto, bf16, bfloat16, fp16, float16, fp32, float32, fp8, int8, int4]
+  kv_cache_dtype:
+    description:
+      - KV-cache storage, as vLLM's C(--kv-cache-dtype). C(auto) uses the activation dtype (2 bytes for bf16/fp16).
+    type: str
+    default: auto
+    choices: [auto, fp8, fp8_e4m3, fp8_e5m2]
+  gpu:
+    description:
+      - GPU product from the embedded catalog (C(A100-40GB), C(A100-40GB-PCIe), C(A100-80GB), C(A100-80GB-PCIe),
+        C(H100-80GB), C(H100-80GB-PCIe), C(H100-NVL-94GB), C(H200-141GB), C(H20), C(B200), C(L40S), C(L4), C(A10G)),
+        an alias such as C(H100), or a GPU Feature Discovery C(nvidia.com/gpu.product) label such as
+        C(NVIDIA-H100-80GB-HBM3) or C(NVIDIA-A100-SXM4-80GB); case-insensitive.
+      - One of O(gpu) or O(gpu_memory_gib) is required.
+    type: str
+  gpu_memory_gib:
+    description:
+      - Memory of one GPU in GiB as CUDA reports it. Overrides the catalog's figure when O(gpu) is also given, or sizes an
+        unlisted GPU (then NVLink and FP8 support are unknown and no advice depends on them).
+    type: float
+  gpus_per_node:
+    description:
+      - GPUs in one node (the NVLink domain tensor parallelism stays inside). Defaults to the GPU's typical server
+        (8 for SXM parts, 4 for A10G), or 8 without O(gpu).
+    type: int
+  max_nodes:
+    description:
+      - Most nodes one replica may span with pipeline parallelism. The planner still takes the fewest.
+    type: int
+    default: 8
+  max_model_len:
+    description:
+      - Context length to serve; defaults to the model's C(max_position_embeddings), as vLLM does.
+    type: int
+  min_concurrency:
+    description:
+      - Sequences of O(max_model_len) tokens that must fit in one replica's KV cache at once. vLLM itself needs 1.
+    type: float
+    default: 1
+  gpu_memory_utilization:
+    description:
+      - vLLM's fraction of B(total) GPU memory the instance may use (weights, activations and KV cache together).
+        Defaults to vLLM's current default, 0.92.
+    type: float
+  max_num_seqs:
+    description:
+      - vLLM C(--max-num-seqs). Defaults to vLLM's OpenAI-server default - 1024 on GPUs of 70 GiB or more other than
+        the A100, 256 elsewhere.
+    type: int
+  max_num_batched_tokens:
+    description:
+      - vLLM C(--max-num-batched-tokens), the size of the profile run that sets the activation peak. Defaults to vLLM's
+        OpenAI-server default - 8192 on GPUs of 70 GiB or more other than the A100, 2048 elsewhere.
+    type: int
+  tensor_parallel_size:
+    description:
+      - Fix the tensor parallel size instead of choosing it; it must be a power of two dividing the attention heads and
+        no larger than O(gpus_per_node).
+    type: int
+  pipeline_parallel_size:
+    description:
+      - Fix the pipeline parallel size instead of choosing it; at most the model's layer count.
+    type: int
+  replicas:
+    description:
+      - Data-parallel replicas of the layout (each an independent vLLM instance); multiplies the GPU count only.
+    type: int
+    default: 1
+  served_model_name:
+    description:
+      - Name the OpenAI API serves the model under; adds C(--served-model-name). Defaults to the model id in the plan.
+    type: str
+  fail_on_no_fit:
+    description:
+      - When no layout within O(max_nodes) holds the model and meets O(min_concurrency) at O(max_model_len), fail with
+        the reasons (how far short, and whether more GPUs, FP8 or a shorter context would fit).
+      - Set to C(false) to get the best layout anyway with RV(fits=false) and the reasons in the warnings, for reports
+        that compare options.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Computes only; the result is the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+notes:
+  - The catalog and memory constants are embedded; nothing is downloaded. A C(config.json) of another architecture
+    works when it uses the standard Hugging Face field names of the families above.
+  - Sliding-window layers (Gemma 2, Phi-3) are counted as full attention, so vLLM may hold more tokens than predicted.
+  - Multi-token-prediction layers (DeepSeek-V3's C(num_nextn_predict_layers)) are not loaded by vLLM without
+    speculative decoding and are not counted.
+seealso:
+  - name: vLLM engine arguments
+    description: The flags of RV(vllm_args).
+    link: https://docs.vllm.ai/en/latest/serving/engine_args.html
+"""
+
+EXAMPLES = r"""
+- name: Plan Llama 3.1 70B on A100 80GB nodes for 32k context and 8 concurrent sequences
+  gpuinfer.serving.gpu_sizing:
+    model: meta-llama/Llama-3.1-70B-Instruct
+    gpu: A100-80GB
+    max_model_len: 32768
+    min_concurrency: 8
+  register: sizing
+
+- name: Validate a fixed TP=8 layout on the GPU type GPU Feature Discovery reports
+  gpuinfer.serving.gpu_sizing:
+    model: meta-llama/Llama-3.1-70B-Instruct
+    gpu: NVIDIA-A100-SXM4-80GB
+    tensor_parallel_size: 8
+
+- name: Llama 3.1 405B on two 8 x H100 nodes (TP8 x PP2), reporting instead of failing if it does not fit
+  gpuinfer.serving.gpu_sizing:
+    model: llama-3.1-405b
+    gpu: H100-80GB
+    max_nodes: 2
+    fail_on_no_fit: false
+  register: sizing_405b
+
+- name: Size a local checkpoint's config.json in FP8 with an FP8 KV cache
+  gpuinfer.serving.gpu_sizing:
+    model: /models/my-finetune
+    gpu: H200
+    dtype: fp8
+    kv_cache_dtype: fp8
+"""
+
+RETURN = r"""
+model:
+  description: What the planner read from the config.
+  returned: always
+  type: dict
+  sample: {id: meta-llama/Llama-3.1-70B-Instruct, hf_id: meta-llama/Llama-3.1-70B-Instruct, architecture: LlamaForCausalLM,
+           num_layers: 80, num_attention_heads: 64, num_kv_heads: 8, max_position_embeddings: 131072, dtype: bf16}
+params:
+  description: Total parameter count (multi-token-prediction layers excluded).
+  returned: always
+  type: int
+  sample: 70553706496
+active_params:
+  description: Parameters used per token; equals RV(params) for dense models.
+  returned: always
+  type: int
+  sample: 70553706496
+weights_bytes:
+  description: Bytes of all weights in the planned dtype, quantization scales included, before any split.
+  returned: always
+  type: int
+  sample: 141107412992
+kv_cache_bytes_per_token:
+  description: KV-cache bytes of one token for the whole model, before any parallel split.
+  returned: always
+  type: int
+  sample: 327680
+plan:
+  description:
+    - The layout and engine settings. C(nodes), C(gpus_per_replica) and C(stage_layers) describe one replica;
+      C(total_gpus) counts all replicas. C(alternatives) lists every layout evaluated, with its KV tokens and
+      concurrency. C(warnings) repeats the warnings, which Ansible also shows.
+  returned: always
+  type: dict
+  sample: {tensor_parallel_size: 4, pipeline_parallel_size: 1, nodes: 1, gpus_per_node: 8, gpus_per_replica: 4,
+           replicas: 1, total_gpus: 4, gpu: A100-80GB, gpu_labels: [NVIDIA-A100-SXM4-80GB], gpu_memory_gib: 79.15,
+           dtype: bf16, kv_cache_dtype: auto, quantization: null, max_model_len: 131072, min_concurrency: 1,
+           max_num_seqs: 256, max_num_batched_tokens: 2048, gpu_memory_utilization: 0.92,
+           served_model_name: meta-llama/Llama-3.1-70B-Instruct, stage_layers: [80], alternatives: [], warnings: []}
+memory_per_gpu:
+  description: Bytes on the most constrained GPU - total, usable, weights, activation_peak, non_torch, cuda_graph, kv_cache.
+  returned: always
+  type: dict
+  sample: {total: 84987084800, usable: 78188118016, weights: 35278831616, activation_peak: 1191968768, non_torch: 1717986916,
+           cuda_graph: 1073741824, kv_cache: 38925588892}
+kv_cache_tokens:
+  description: KV-cache capacity of one replica in tokens (whole 16-token blocks), comparable to vLLM's C(GPU KV cache size).
+  returned: always
+  type: int
+  sample: 475152
+max_concurrency:
+  description: RV(kv_cache_tokens) / O(max_model_len), vLLM's "Maximum concurrency" figure.
+  returned: always
+  type: float
+  sample: 3.63
+fits:
+  description: Whether the layout holds the model and O(min_concurrency) sequences of O(max_model_len) within O(max_nodes).
+  returned: always
+  type: bool
+  sample: true
+vllm_args:
+  description: The engine flags the plan implies, as C(--flag=value) strings.
+  returned: always
+  type: list
+  elements: str
+  sample: [--tensor-parallel-size=4, --pipeline-parallel-size=1, --max-model-len=131072, --gpu-memory-utilization=0.92,
+           --max-num-seqs=256, --max-num-batched-tokens=2048]
+advice:
+  description: Suggestions - what a smaller layout would hold, FP8 weights or KV cache, a shorter context, replicas.
+  returned: always
+  type: list
+  elements: str
+  sample: ["TP2 x PP1 leaves 3.6 GiB per GPU for KV cache: 23584 tokens, 0.18x max_model_len=131072; min_concurrency=1 needs TP4 x PP1
+           (475152 tokens, 3.63x)"]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
+
+
+def resolve_model(name):
+    """(reported id, catalog/hub id, ModelSpec) for a catalog id or a config.json path."""
+    looks_like_path = os.path.exists(name) or name.endswith(".json") or name.startswith(("/", "./", "../"))
+    if looks_like_path:
+        config = sizing.load_config_path(name)
+        hub_id = config.get("_name_or_path") or name
+        return name, hub_id, sizing.ModelSpec(config, source=name)
+    try:
+        hf_id, config = model_catalog.lookup(name)
+    except model_catalog.UnknownModelError as exc:
+        raise sizing.SizingError("model", str(exc))
+    return hf_id, hf_id, sizing.ModelSpec(config, source="catalog:%s" % hf_id)
+
+
+def size(params):
+    """The gpu_sizing result for the module's parameters (raises sizing.SizingError on bad input)."""
+    model_id, hub_id, spec = resolve_model(params["model"])
+    gpu_name, gpu_spec = None, None
+    if params.get("gpu"):
+        try:
+            gpu_name, gpu_spec = gpu_catalog.lookup(params["gpu"])
+        except gpu_catalog.UnknownGpuError as exc:
+            raise sizing.SizingError("gpu", str(exc))
+    return sizing.plan(
+        spec, model_id, hub_id,
+        gpu_name=gpu_name,
+        gpu_spec=gpu_spec,
+        gpu_memory_gib=params.get("gpu_memory_gib"),
+        dtype=params.get("dtype"),
+        kv_cache_dtype=params.get("kv_cache_dtype"),
+        gpus_per_node=params.get("gpus_per_node"),
+        max_nodes=params.get("max_nodes"),
+        max_model_len=params.get("max_model_len"),
+        min_concurrency=params.get("min_concurrency"),
+        gpu_memory_utilization=params.get("gpu_memory_utilization"),
+        max_num_seqs=params.get("max_num_seqs"),
+        max_num_batched_tokens=params.get("max_num_batched_tokens"),
+        tensor_parallel_size=params.get("tensor_parallel_size"),
+        pipeline_parallel_size=params.get("pipeline_parallel_size"),
+        replicas=params.get("replicas"),
+        served_model_name=params.get("served_model_name"),
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            model=dict(type="str", required=True),
+            dtype=dict(type="str", default="auto", choices=["auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32", "fp8", "int8", "int4"]),
+            kv_cache_dtype=dict(type="str", default="auto", choices=list(sizing.KV_CACHE_DTYPES)),
+            gpu=dict(type="str"),
+            gpu_memory_gib=dict(type="float"),
+            gpus_per_node=dict(type="int"),
+            max_nodes=dict(type="int", default=8),
+            max_model_len=dict(type="int"),
+            min_concurrency=dict(type="float", default=1),
+            gpu_memory_utilization=dict(type="float"),
+            max_num_seqs=dict(type="int"),
+            max_num_batched_tokens=dict(type="int", no_log=False),
+            tensor_parallel_size=dict(type="int"),
+            pipeline_parallel_size=dict(type="int"),
+            replicas=dict(type="int", default=1),
+            served_model_name=dict(type="str"),
+            fail_on_no_fit=dict(type="bool", default=True),
+        ),
+        required_one_of=[("gpu", "gpu_memory_gib")],
+        supports_check_mode=True,
+    )
+    try:
+        result = size(module.params)
+    except sizing.SizingError as exc:
+        module.fail_json(msg="%s (field: %s)" % (exc, exc.field), field=exc.field)
+
+    # ansible-core shows module warnings itself and deprecates a returned 'warnings' key; plan.warnings keeps them in the result.
+    warnings = result.pop("warnings")
+    for warning in warnings:
+        module.warn(warning)
+    if not result["fits"] and module.params["fail_on_no_fit"]:
+        module.fail_json(msg="no plan fits: %s. Set fail_on_no_fit=false to get the best layout with fits=false." % "; ".join(warnings),
+                         changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing
+from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
+
+CONVENTION_KEYS = {"model", "params", "active_params", "weights_bytes", "kv_cache_bytes_per_token", "plan",
+                   "memory_per_gpu", "kv_cache_tokens", "max_concurrency", "fits", "vllm_args", "advice"}
+PLAN_KEYS = {"tensor_parallel_size", "pipeline_parallel_size", "nodes", "gpus_per_node", "gpus_per_replica", "replicas",
+             "gpu", "gpu_labels", "gpu_memory_gib", "dtype", "kv_cache_dtype", "quantization", "max_model_len",
+             "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "warnings"}
+MEMORY_KEYS = {"total", "usable", "weights", "activation_peak", "non_torch", "cuda_graph", "kv_cache"}
+MODEL_KEYS = {"id", "hf_id", "architecture", "num_layers", "num_attention_heads", "num_kv_heads", "max_position_embeddings", "dtype"}
+
+
+def run_module(capsys, **args):
+    """main() with the given arguments: (exit code, parsed JSON result)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as leaving:
+            gpu_sizing.main()
+    return leaving.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_result_has_the_convention_keys(capsys):
+    code, result = run_module(capsys, model="meta-llama/Llama-3.1-70B-Instruct", gpu="A100-80GB", tensor_parallel_size=8)
+    assert code == 0
+    assert CONVENTION_KEYS <= set(result)
+    assert PLAN_KEYS <= set(result["plan"])
+    assert MEMORY_KEYS == set(result["memory_per_gpu"])
+    assert MODEL_KEYS <= set(result["model"])
+    assert result["changed"] is False and result["fits"] is True
+    assert result["plan"]["tensor_parallel_size"] == 8
+    assert result["kv_cache_bytes_per_token"] == 327680
+
+
+def test_check_mode_gives_the_same_answer(capsys):
+    _code, normal = run_module(capsys, model="llama-3.1-8b", gpu="NVIDIA-H100-80GB-HBM3")
+    code, checked = run_module(capsys, model="llama-3.1-8b", gpu="NVIDIA-H100-80GB-HBM3", _ansible_check_mode=True)
+    assert code == 0 and checked["changed"] is False
+    assert checked["plan"] == normal["plan"] and checked["kv_cache_tokens"] == normal["kv_cache_tokens"]
+
+
+def test_warnings_reach_ansible_and_the_plan(capsys):
+    code, result = run_module(capsys, model="llama-3.1-405b", gpu="H100-80GB")
+    assert code == 0
+    assert result["plan"]["nodes"] == 2
+    assert any("spans 2 nodes" in warning for warning in result["plan"]["warnings"])
+    assert any("spans 2 nodes" in str(warning) for warning in result.get("warnings", []))
+
+
+def test_no_fit_fails_by_default_with_the_reasons(capsys):
+    code, result = run_module(capsys, model="llama-3.1-405b", gpu="A100-80GB", max_nodes=1)
+    assert code == 1 and result["failed"]
+    assert "no plan fits" in result["msg"] and "fits with more GPUs: TP8 x PP2" in result["msg"]
+    assert result["fits"] is False and result["plan"]["tensor_parallel_size"] == 8
+
+
+def test_no_fit_reports_when_asked_not_to_fail(capsys):
+    code, result = run_module(capsys, model="llama-3.1-405b", gpu="A100-80GB", max_nodes=1, fail_on_no_fit=False)
+    assert code == 0 and result["fits"] is False
+    assert any("GiB more than its usable" in warning for warning in result["plan"]["warnings"])
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"model": "llama-3-70b-instruct", "gpu": "A100-80GB"}, ["field: model", "close matches: meta-llama/Llama-3"]),
+    ({"model": "llama-3.1-70b", "gpu": "V100"}, ["field: gpu", "allowed: A100-40GB", "A10G"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "tensor_parallel_size": 6}, ["field: tensor_parallel_size", "power of two"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "max_model_len": -5}, ["field: max_model_len", "positive integer"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "gpu_memory_gib": 0}, ["field: gpu_memory_gib", "positive number"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "max_nodes": 0}, ["field: max_nodes", "positive integer"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "dtype": "int2"}, ["dtype", "must be one of"]),
+    ({"model": "llama-3.1-70b"}, ["one of the following is required: gpu, gpu_memory_gib"]),
+])
+def test_bad_input_fails_cleanly(capsys, args, words):
+    code, result = run_module(capsys, **args)
+    assert code == 1 and result["failed"]
+    for word in words:
+        assert word in result["msg"]
+    assert "Traceback" not in result["msg"]
+
+
+def test_config_path_and_folder(capsys, tmp_path):
+    config = dict(gpu_sizing.model_catalog.MODELS["Qwen/Qwen2.5-7B-Instruct"], _name_or_path="Qwen/Qwen2.5-7B-Instruct")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code, from_folder = run_module(capsys, model=str(tmp_path), gpu="L4")
+    assert code == 0
+    assert from_folder["params"] == 7615616512
+    assert from_folder["model"]["hf_id"] == "Qwen/Qwen2.5-7B-Instruct"
+    _code, from_file = run_module(capsys, model=str(tmp_path / "config.json"), gpu="L4")
+    assert from_file["plan"] == from_folder["plan"]
+
+
+def test_malformed_config_fails_cleanly(capsys, tmp_path):
+    (tmp_path / "config.json").write_text("{\"hidden_size\": ")
+    code, result = run_module(capsys, model=str(tmp_path), gpu="L4")
+    assert code == 1 and "not valid JSON" in result["msg"] and "field: model" in result["msg"]
+
+
+def test_size_is_callable_without_ansible_defaults():
+    result = gpu_sizing.size({"model": "mistral-7b", "gpu": "A10G", "max_model_len": 8192})
+    assert result["plan"]["tensor_parallel_size"] == 1 and result["plan"]["gpus_per_node"] == 4
+    with pytest.raises(sizing.SizingError):
+        gpu_sizing.size({"model": "mistral-7b", "gpu": "A10G", "max_model_len": 65536})

@@ -1,0 +1,56 @@
+# gpuinfer.serving developer entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCENARIO ?= llama70b-tp8
+RENDER_DIR ?= out/$(SCENARIO)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup demo plan test unit lint sanity e2e sim-up sim-down bench build-collection clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+# Main job on the built-in default (Llama-3.1-70B-Instruct on 8 x A100-80GB): plan, validate,
+# render every manifest into $(RENDER_DIR); no cluster needed.
+demo: setup
+	$(BIN)/ansible-playbook -i inventories/$(SCENARIO) playbooks/site.yml -e gpuinfer_render_dir=$(CURDIR)/$(RENDER_DIR)
+
+plan: setup
+	$(BIN)/ansible-playbook -i inventories/$(SCENARIO) playbooks/plan.yml -e gpuinfer_render_dir=$(CURDIR)/$(RENDER_DIR)
+
+# The whole suite, as CI runs it: fast tiers first, then the end-to-end tier on the simulated cluster.
+test: setup unit lint sanity e2e
+
+unit: setup
+	$(BIN)/python -m pytest -m "not e2e" -n 2 -q
+
+lint: setup
+	$(BIN)/ansible-lint --profile production --offline
+
+sanity: setup
+	VENV=$(VENV) tests/sanity/run.sh
+
+e2e: setup
+	$(BIN)/python -m pytest -m e2e -q
+
+sim-up: setup
+	tests/cluster/sim.sh up
+
+sim-down:
+	tests/cluster/sim.sh down
+
+bench: setup
+	$(BIN)/python benchmarks/bench_gpu_sizing.py
+
+build-collection: setup
+	$(BIN)/ansible-galaxy collection build --force --output-path out/ collections/ansible_collections/gpuinfer/serving
+
+clean:
+	rm -rf out/ collections/ansible_collections/gpuinfer/serving/tests/output

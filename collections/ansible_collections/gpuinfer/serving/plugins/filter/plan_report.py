@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: plan_report
+short_description: Readable report of a gpu_sizing plan
+version_added: 0.1.0
+description:
+  - Turns the result of M(gpuinfer.serving.gpu_sizing) into lines of text, a summary table and a
+    per-GPU memory bar (weights, activations, CUDA context, CUDA graphs, KV cache, free).
+options:
+  _input:
+    description: The registered result of M(gpuinfer.serving.gpu_sizing).
+    type: dict
+    required: true
+author:
+  - gpuinfer.serving maintainers
+"""
+
+EXAMPLES = r"""
+- name: Print the plan
+  ansible.builtin.debug:
+    msg: "{{ sizing | gpuinfer.serving.plan_report }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Report lines.
+  type: list
+  elements: str
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
+
+
+def plan_report(result):
+    if not isinstance(result, dict):
+        raise AnsibleFilterError("plan_report expects the gpu_sizing result (a dict), got %s" % type(result).__name__)
+    return render_report(result)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"plan_report": plan_report}

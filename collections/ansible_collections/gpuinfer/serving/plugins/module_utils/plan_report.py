@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+"""Human-readable report of a gpu_sizing result: a summary table and a per-GPU memory bar."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+GIB = 1024 ** 3
+
+# Order and glyphs of the memory bar segments; the rest of the GPU shows as free.
+BAR_SEGMENTS = (
+    ("weights", "W", "weights"),
+    ("activation_peak", "A", "activations"),
+    ("non_torch", "N", "CUDA context/NCCL"),
+    ("cuda_graph", "G", "CUDA graphs"),
+    ("kv_cache", "K", "KV cache"),
+)
+
+
+def _gib(value):
+    return "%.1f GiB" % (float(value or 0) / GIB)
+
+
+def _count(value):
+    value = float(value or 0)
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
+        if value >= size:
+            return "%.2f%s" % (value / size, unit)
+    return "%d" % value
+
+
+def memory_bar(memory, width=50):
+    """One line like [WWWWWWAANGKKKKKKKK......] for a memory_per_gpu breakdown."""
+    total = float(memory.get("total") or 0)
+    if total <= 0:
+        return "[" + "?" * width + "]"
+    cells = []
+    for key, glyph, _label in BAR_SEGMENTS:
+        cells.extend(glyph * int(round(width * float(memory.get(key) or 0) / total)))
+    cells = cells[:width]
+    cells.extend("." * (width - len(cells)))
+    return "[" + "".join(cells) + "]"
+
+
+def _table(rows):
+    width = max(len(label) for label, _value in rows)
+    return ["  %-*s  %s" % (width, label, value) for label, value in rows]
+
+
+def render_report(result):
+    """Lines of text describing a gpu_sizing result."""
+    plan = result.get("plan") or {}
+    model = result.get("model") or {}
+    memory = result.get("memory_per_gpu") or {}
+    layout = "TP%s x PP%s" % (plan.get("tensor_parallel_size"), plan.get("pipeline_parallel_size"))
+    replicas = plan.get("replicas") or 1
+    lines = ["GPU plan for %s on %s" % (model.get("id", "?"), plan.get("gpu", "?")), ""]
+    lines.extend(_table([
+        ("verdict", "fits" if result.get("fits") else "DOES NOT FIT"),
+        ("parameters", "%s (active %s)" % (_count(result.get("params")), _count(result.get("active_params")))),
+        ("weights", "%s (%s)" % (_gib(result.get("weights_bytes")), plan.get("dtype"))),
+        ("KV cache per token", "%s bytes (%s)" % (format(int(result.get("kv_cache_bytes_per_token") or 0), ","), plan.get("kv_cache_dtype"))),
+        ("layout", "%s, %s GPU(s) on %s node(s) per replica, %s replica(s)" % (
+            layout, plan.get("gpus_per_replica"), plan.get("nodes"), replicas)),
+        ("context (max_model_len)", format(int(plan.get("max_model_len") or 0), ",")),
+        ("KV cache tokens / replica", format(int(result.get("kv_cache_tokens") or 0), ",")),
+        ("max concurrency", "%.1fx at full context" % float(result.get("max_concurrency") or 0)),
+        ("gpu_memory_utilization", plan.get("gpu_memory_utilization")),
+    ]))
+    lines.extend(["", "Memory per GPU (%s total):" % _gib(memory.get("total"))])
+    lines.append("  " + memory_bar(memory))
+    legend = ["%s %s %s" % (glyph, label, _gib(memory.get(key))) for key, glyph, label in BAR_SEGMENTS]
+    free = float(memory.get("total") or 0) - sum(float(memory.get(key) or 0) for key, _g, _l in BAR_SEGMENTS)
+    legend.append(". free/reserved %s" % _gib(max(free, 0)))
+    lines.append("  " + " | ".join(legend))
+    if result.get("vllm_args"):
+        lines.extend(["", "vLLM flags:", "  " + " ".join(result["vllm_args"])])
+    # Ansible keeps a module's top-level "warnings" for itself, so the planner returns them in plan.
+    for title, items in (("Warnings", plan.get("warnings")), ("Advice", result.get("advice"))):
+        if items:
+            lines.extend(["", title + ":"])
+            lines.extend("  - " + item for item in items)
+    return lines

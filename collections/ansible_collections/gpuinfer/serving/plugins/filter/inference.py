@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters that turn a gpu_sizing plan into inference workload objects.
+
+The computation lives in module_utils (probes, workload, engines) so it is unit
+tested without Ansible; these filters only translate errors into AnsibleFilterError.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes, workload
+
+
+def _call(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except (probes.ProbeBudgetError, workload.WorkloadError, engines.EngineError) as exc:
+        raise AnsibleFilterError(str(exc))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AnsibleFilterError("%s: malformed input (%s: %s)" % (function.__name__, type(exc).__name__, exc))
+
+
+def startup_probe_budget(weights_bytes, nodes=1, download_mb_s=probes.DEFAULT_DOWNLOAD_MB_S,
+                         disk_read_mb_s=probes.DEFAULT_DISK_READ_MB_S, margin_seconds=probes.DEFAULT_MARGIN_SECONDS,
+                         period_seconds=probes.DEFAULT_PERIOD_SECONDS, weights_cached=False):
+    return _call(probes.startup_probe_budget, weights_bytes, nodes=nodes, download_mb_s=download_mb_s,
+                 disk_read_mb_s=disk_read_mb_s, margin_seconds=margin_seconds, period_seconds=period_seconds,
+                 weights_cached=weights_cached)
+
+
+def inference_workload(spec):
+    return _call(workload.build_workload, spec)
+
+
+def inference_rollout_reason(spec):
+    return _call(workload.rollout_reason, spec)
+
+
+def vllm_containers(spec):
+    return _call(engines.vllm_containers, spec)
+
+
+def nim_containers(spec):
+    return _call(engines.nim_containers, spec)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "startup_probe_budget": startup_probe_budget,
+            "inference_workload": inference_workload,
+            "inference_rollout_reason": inference_rollout_reason,
+            "vllm_containers": vllm_containers,
+            "nim_containers": nim_containers,
+        }

@@ -17,7 +17,6 @@ import pytest
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv
 
 
-
 def find_fixtures():
     """tests/fixtures/k8s_api of the repository checkout (absent from an ansible-test copy of the collection)."""
     folder = os.path.dirname(os.path.abspath(__file__))

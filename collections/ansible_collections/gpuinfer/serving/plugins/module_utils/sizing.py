@@ -493,6 +493,8 @@ def evaluate_layout(spec, settings, tp, pp):
         "pipeline_parallel_size": pp,
         "gpus_per_replica": tp * pp,
         "nodes": int(math.ceil(tp * pp / float(settings["gpus_per_node"]))),
+        # What each engine pod requests: the whole replica on one node, else one node's share.
+        "gpus_per_pod": int(tp * pp // int(math.ceil(tp * pp / float(settings["gpus_per_node"])))),
         "memory_per_gpu": binding["memory"],
         "shortfall_bytes": max(0, -binding["room"]),
         "kv_cache_tokens": tokens,

@@ -1,0 +1,484 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_cluster_info
+short_description: Inventory of the GPU nodes of a Kubernetes cluster and of the components serving needs
+version_added: "0.1.0"
+description:
+  - Lists nodes and pods through the Kubernetes API (paginated, server-side filtered, never one request per
+    node) and reports, per node, readiness, cordon state, taints, C(nvidia.com/gpu) capacity, allocatable,
+    requested by running pods and free, the GPU Feature Discovery labels, RDMA resources and NIC labels.
+  - Summarises GPUs per product (free GPUs, largest free block on one node, nodes with at least N free).
+  - Detects the optional components GPU serving relies on from API discovery (one request with aggregated
+    discovery) and the GPU Operator C(ClusterPolicy) state.
+  - Only reads from the API server; safe in check mode.
+author:
+  - gpuinfer.serving contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - gpuinfer.serving.k8s_auth
+options:
+  page_size:
+    description:
+      - Items per list request (the API C(limit)); lists continue with the server's C(continue) token.
+      - Larger pages mean fewer requests and more memory per response.
+    type: int
+    default: 500
+  node_selector:
+    description:
+      - Label selector restricting the nodes reported, for example C(nvidia.com/gpu.present=true).
+      - Pods are still listed cluster-wide, because their requests decide what is free on the selected nodes.
+    type: str
+  gpu_resource:
+    description:
+      - Extended resource name counted as GPUs.
+    type: str
+    default: nvidia.com/gpu
+  request_timeout:
+    description:
+      - Seconds to wait for each API response (connection setup is capped at 10 seconds).
+    type: int
+    default: 60
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; check mode changes nothing.
+notes:
+  - Needs C(get)/C(list) on nodes and pods cluster-wide. Without access to C(clusterpolicies.nvidia.com)
+    or C(apiservices) the component report says C(unknown) for them, with a warning, instead of failing.
+seealso:
+  - module: gpuinfer.serving.gpu_plan_check
+"""
+
+EXAMPLES = r"""
+- name: Read the GPU inventory
+  gpuinfer.serving.gpu_cluster_info:
+    kubeconfig: ~/.kube/config
+  register: cluster
+
+- name: Free H100 GPUs
+  ansible.builtin.debug:
+    msg: "{{ cluster.summary['NVIDIA-H100-80GB-HBM3'].free_gpus | default(0) }}"
+
+- name: Only nodes GPU Feature Discovery labelled
+  gpuinfer.serving.gpu_cluster_info:
+    node_selector: nvidia.com/gpu.present=true
+    page_size: 1000
+  register: gpu_nodes
+"""
+
+RETURN = r"""
+nodes:
+  description: One entry per node, sorted by name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+    ready:
+      description: The node's Ready condition is True.
+      type: bool
+    schedulable:
+      description: The node is not cordoned (C(spec.unschedulable) unset).
+      type: bool
+    problems:
+      description: Pressure conditions that are True (MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable).
+      type: list
+      elements: str
+    taints:
+      description: Taints (key, value, effect).
+      type: list
+      elements: dict
+    zone:
+      description: The C(topology.kubernetes.io/zone) label.
+      type: str
+    gpu:
+      description:
+        - C(capacity), C(allocatable), C(requested) (by pods that are not Succeeded/Failed, init containers
+          counted the way the scheduler does) and C(free) of I(gpu_resource); C(product), C(base_product)
+          (without C(-SHARED)), C(memory_mib), C(count), C(family), C(clique), C(mig_strategy), C(mig),
+          C(shared) and C(driver_version) (major, minor, revision, full) from the GFD labels.
+      type: dict
+    gfd_labels:
+      description: The GPU Feature Discovery / GPU Operator labels present on the node.
+      type: dict
+    mig_resources:
+      description: Allocatable C(nvidia.com/mig-*) resources (MIG mixed strategy).
+      type: dict
+    rdma_resources:
+      description: Allocatable C(rdma/*) and C(nvidia.com/hostdev) resources.
+      type: dict
+    rdma:
+      description: At least one RDMA resource is allocatable.
+      type: bool
+    rdma_nic:
+      description: Node Feature Discovery found a Mellanox/NVIDIA NIC (C(pci-15b3)) or RDMA capability.
+      type: bool
+    nic_labels:
+      description: NFD labels about NICs (C(pci-15b3.*), C(rdma.*), C(network-sriov.*)).
+      type: dict
+    cpu_allocatable:
+      description: Allocatable CPU cores.
+      type: float
+    memory_allocatable_bytes:
+      description: Allocatable memory in bytes.
+      type: int
+  sample:
+    - name: dgx-h100-0
+      ready: true
+      schedulable: true
+      problems: []
+      taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+      zone: zone-a
+      gpu: {resource: nvidia.com/gpu, capacity: 8, allocatable: 8, requested: 2, free: 6, product: NVIDIA-H100-80GB-HBM3,
+            base_product: NVIDIA-H100-80GB-HBM3, memory_mib: 81559, count: 8, family: hopper, clique: null,
+            mig_strategy: single, mig: false, shared: false,
+            driver_version: {major: "570", minor: "172", revision: "08", full: "570.172.08"}}
+      rdma: true
+summary:
+  description:
+    - Per GPU product (C(unlabelled) when GFD labels are missing) - C(nodes), C(ready_nodes), C(schedulable_nodes)
+      (Ready and not cordoned), C(rdma_nodes), C(memory_mib), C(family), C(gpus_per_node), C(total_gpus)
+      (allocatable), C(requested_gpus), C(free_gpus) and C(largest_free_block) on schedulable nodes, and
+      C(nodes_with_free) (threshold as a string -> schedulable nodes with at least that many free GPUs).
+  returned: success
+  type: dict
+  sample:
+    NVIDIA-H100-80GB-HBM3: {nodes: 2, ready_nodes: 2, schedulable_nodes: 2, rdma_nodes: 2, memory_mib: 81559, family: hopper,
+                            gpus_per_node: [8], total_gpus: 16, requested_gpus: 2, free_gpus: 14, largest_free_block: 8,
+                            nodes_with_free: {"1": 2, "2": 2, "4": 2, "8": 1}}
+totals:
+  description: Cluster-wide counts - C(nodes), C(gpu_nodes), C(gpus), C(requested_gpus), C(free_gpus), C(pods) (pods counted).
+  returned: success
+  type: dict
+components:
+  description:
+    - Optional components - C(gpu_operator) (C(installed), C(state) from the ClusterPolicy - ready, notReady, ignored,
+      C(missing) when the CRD exists without a ClusterPolicy, C(unknown) when it could not be read - and C(ready)),
+      C(leaderworkerset), C(prometheus_operator) (C(service_monitor), C(pod_monitor)), C(keda),
+      C(prometheus_adapter) (custom.metrics.k8s.io; C(available) from its APIService), C(metrics_server),
+      C(nim_operator) (C(nim_service), C(nim_cache)) and C(node_feature_discovery).
+  returned: success
+  type: dict
+discovery:
+  description: How API discovery was done - C(aggregated) (one request) or C(legacy) (one request per interesting group).
+  returned: success
+  type: str
+api_calls:
+  description: HTTP requests made to the API server.
+  returned: always
+  type: int
+  sample: 7
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inventory
+from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
+    AUTH_ARG_SPEC,
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    K8sAuthError,
+    api_client,
+)
+
+try:
+    from kubernetes.client import ApiregistrationV1Api, CoreV1Api, CustomObjectsApi
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3HTTPError
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    class ApiException(Exception):
+        status = None
+        reason = None
+        body = None
+
+    class Urllib3HTTPError(Exception):
+        pass
+
+
+# Aggregated discovery (GA in Kubernetes 1.30) lists every group with its resources in one response;
+# older servers ignore the first two media types and answer with the legacy APIGroupList.
+AGGREGATED_DISCOVERY_ACCEPT = ", ".join(
+    (
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+        "application/json",
+    )
+)
+CONNECT_TIMEOUT = 10
+# A continue token expires after ~5 minutes (etcd compaction); the list then restarts from scratch.
+MAX_LIST_ATTEMPTS = 2
+
+
+class ListExpired(Exception):
+    pass
+
+
+class ClusterReadError(Exception):
+    """A failure worth a one-line message (no traceback)."""
+
+
+class ClusterReader(object):
+    """Reads what the inventory needs with as few requests as the API allows, counting them."""
+
+    def __init__(self, client, page_size=500, request_timeout=60, gpu_resource=inventory.DEFAULT_GPU_RESOURCE):
+        self.client = client
+        self.page_size = page_size
+        self.timeout = (min(CONNECT_TIMEOUT, request_timeout), request_timeout)
+        self.gpu_resource = gpu_resource
+        self.api_calls = 0
+        self.warnings = []
+        self._count_requests(client)
+        self.core = CoreV1Api(client)
+
+    def _count_requests(self, client):
+        # Counting at the REST layer sees every HTTP request, whichever API class issued it.
+        rest = client.rest_client
+        send = rest.request
+
+        def counted(*args, **kwargs):
+            self.api_calls += 1
+            return send(*args, **kwargs)
+
+        rest.request = counted
+
+    @staticmethod
+    def _json(response):
+        data = response.data
+        if isinstance(data, bytes):
+            data = data.decode("utf-8")
+        return json.loads(data)
+
+    def _paged(self, list_call, consume, **kwargs):
+        """Feed every page of a list to ``consume``; restart once when the continue token expires."""
+        for attempt in range(MAX_LIST_ATTEMPTS):
+            token = None
+            state = consume(None)  # reset
+            try:
+                while True:
+                    if token:
+                        kwargs["_continue"] = token
+                    else:
+                        kwargs.pop("_continue", None)
+                    try:
+                        response = list_call(limit=self.page_size, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                    except ApiException as exc:
+                        if exc.status == 410 and token and attempt + 1 < MAX_LIST_ATTEMPTS:
+                            raise ListExpired()
+                        raise
+                    document = self._json(response)
+                    state = consume(document.get("items") or [])
+                    token = (document.get("metadata") or {}).get("continue")
+                    if not token:
+                        return state
+            except ListExpired:
+                continue
+        return state
+
+    def requested_gpus(self):
+        """{node: GPUs requested} from every scheduled, non-terminated pod."""
+        holder = {}
+
+        def consume(items):
+            if items is None:
+                holder["requested"], holder["pods"] = {}, 0
+            else:
+                holder["pods"] += len(items)
+                inventory.requested_by_node(items, self.gpu_resource, into=holder["requested"])
+            return holder
+
+        self._paged(self.core.list_pod_for_all_namespaces, consume, field_selector=inventory.POD_FIELD_SELECTOR)
+        return holder["requested"], holder["pods"]
+
+    def nodes(self, requested, node_selector=None):
+        holder = {}
+
+        def consume(items):
+            if items is None:
+                holder["nodes"] = []
+            else:
+                holder["nodes"].extend(inventory.build_nodes(items, requested=requested, gpu_resource=self.gpu_resource))
+            return holder
+
+        kwargs = {"label_selector": node_selector} if node_selector else {}
+        self._paged(self.core.list_node, consume, **kwargs)
+        return sorted(holder["nodes"], key=lambda entry: entry["name"])
+
+    def _get_raw(self, path, accept):
+        """GET ``path`` verbatim with a chosen Accept header (the generated ApisApi asks for /apis/, and the API
+        server serves aggregated discovery on /apis only)."""
+        client = self.client
+        if hasattr(client, "param_serialize"):
+            request = client.param_serialize("GET", path, header_params={"Accept": accept}, auth_settings=["BearerToken"])
+            response = client.call_api(*request, _request_timeout=self.timeout)
+            response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=response.data, data=None)
+            return response
+        # kubernetes client releases before the 2025 generator
+        return client.call_api(
+            path, "GET", header_params={"Accept": accept}, auth_settings=["BearerToken"],
+            _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
+        )
+
+    def discovery(self):
+        response = self._get_raw("/apis", AGGREGATED_DISCOVERY_ACCEPT)
+        discovery = inventory.parse_discovery(self._json(response))
+        mode = "aggregated"
+        if any(entry["resources"] is None for entry in discovery.values()):
+            mode = "legacy"
+            custom = CustomObjectsApi(self.client)
+            for group in inventory.INTERESTING_GROUPS:
+                entry = discovery.get(group)
+                if not entry or not entry["preferred"]:
+                    continue
+                try:
+                    response = custom.get_api_resources(group, entry["preferred"], _preload_content=False, _request_timeout=self.timeout)
+                except ApiException as exc:
+                    # An aggregated API whose backend is down answers 503; judge that group by its presence alone.
+                    self.warnings.append("cannot list the resources of %s/%s (%s %s)" % (group, entry["preferred"], exc.status, exc.reason))
+                    continue
+                inventory.add_resource_list(discovery, self._json(response))
+        return discovery, mode
+
+    def cluster_policies(self, discovery):
+        entry = discovery.get(inventory.GPU_OPERATOR_GROUP)
+        # None: the group is served but its resources are unknown (legacy discovery failed): try anyway.
+        if inventory.has_resource(discovery, inventory.GPU_OPERATOR_GROUP, "clusterpolicies") is False:
+            return []
+        version = next(
+            (v for v, names in sorted((entry["resources"] or {}).items()) if "clusterpolicies" in names), entry["preferred"]
+        )
+        try:
+            response = CustomObjectsApi(self.client).list_cluster_custom_object(
+                inventory.GPU_OPERATOR_GROUP, version, "clusterpolicies", _preload_content=False, _request_timeout=self.timeout
+            )
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                self.warnings.append(
+                    "cannot list clusterpolicies.nvidia.com (%s %s): GPU Operator state reported as unknown" % (exc.status, exc.reason)
+                )
+                return None
+            raise
+        return self._json(response).get("items") or []
+
+    def metrics_api_services(self, discovery):
+        if inventory.CUSTOM_METRICS_GROUP not in discovery:
+            return []
+        version = discovery[inventory.CUSTOM_METRICS_GROUP]["preferred"]
+        try:
+            response = ApiregistrationV1Api(self.client).read_api_service(
+                "%s.%s" % (version, inventory.CUSTOM_METRICS_GROUP), _preload_content=False, _request_timeout=self.timeout
+            )
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                self.warnings.append("cannot read the custom metrics APIService (%s %s)" % (exc.status, exc.reason))
+                return None
+            raise
+        return [self._json(response)]
+
+    def gather(self, node_selector=None):
+        requested, pod_count = self.requested_gpus()
+        nodes = self.nodes(requested, node_selector)
+        discovery, mode = self.discovery()
+        components = inventory.detect_components(
+            discovery, self.cluster_policies(discovery), self.metrics_api_services(discovery)
+        )
+        gpu_nodes = [n for n in nodes if n["gpu"]["allocatable"] > 0 or n["gpu"]["capacity"] > 0]
+        return {
+            "nodes": nodes,
+            "summary": inventory.summarize(nodes),
+            "totals": {
+                "nodes": len(nodes),
+                "gpu_nodes": len(gpu_nodes),
+                "gpus": sum(n["gpu"]["allocatable"] for n in gpu_nodes),
+                "requested_gpus": sum(n["gpu"]["requested"] for n in gpu_nodes),
+                "free_gpus": sum(n["gpu"]["free"] for n in gpu_nodes if inventory.usable(n)),
+                "pods": pod_count,
+            },
+            "components": components,
+            "discovery": mode,
+        }
+
+
+def _api_error_message(exc, host):
+    body = exc.body
+    detail = None
+    if body:
+        try:
+            detail = json.loads(body if isinstance(body, str) else body.decode("utf-8")).get("message")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            detail = None
+    if exc.status == 401:
+        return (
+            "the API server at %s rejected the credentials (401 Unauthorized): check kubeconfig/context, "
+            "an expired token or client certificate" % host
+        )
+    if exc.status == 403:
+        return (
+            "forbidden by the API server at %s (403): %s; the account needs get/list on nodes and pods "
+            "cluster-wide (a ClusterRole bound with a ClusterRoleBinding)" % (host, detail or exc.reason)
+        )
+    return "the API server at %s answered %s %s: %s" % (host, exc.status, exc.reason, detail or "no details")
+
+
+def run_module():
+    argument_spec = dict(
+        page_size=dict(type="int", default=500),
+        node_selector=dict(type="str"),
+        gpu_resource=dict(type="str", default=inventory.DEFAULT_GPU_RESOURCE),
+        request_timeout=dict(type="int", default=60),
+    )
+    argument_spec.update(AUTH_ARG_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR), api_calls=0)
+
+    params = module.params
+    if params["page_size"] < 1:
+        module.fail_json(msg="page_size must be a positive number of items per request, got %s" % params["page_size"], api_calls=0)
+    if params["request_timeout"] < 1:
+        module.fail_json(msg="request_timeout must be at least 1 second, got %s" % params["request_timeout"], api_calls=0)
+
+    try:
+        client = api_client(params)
+    except K8sAuthError as exc:
+        module.fail_json(msg="cannot authenticate to Kubernetes: %s" % exc, api_calls=0)
+
+    host = client.configuration.host
+    reader = ClusterReader(client, params["page_size"], params["request_timeout"], params["gpu_resource"])
+    try:
+        result = reader.gather(params["node_selector"])
+    except ApiException as exc:
+        module.fail_json(msg=_api_error_message(exc, host), status=exc.status, api_calls=reader.api_calls)
+    except (Urllib3HTTPError, OSError) as exc:
+        module.fail_json(
+            msg="cannot reach the Kubernetes API server at %s: %s (check the kubeconfig server address, "
+            "VPN/firewall, and that the cluster is up)" % (host, exc),
+            api_calls=reader.api_calls,
+        )
+    except (inventory.InventoryError, ValueError) as exc:
+        module.fail_json(msg="unexpected API response from %s: %s" % (host, exc), api_calls=reader.api_calls)
+    finally:
+        client.close()
+
+    for warning in reader.warnings:
+        module.warn(warning)
+    module.exit_json(changed=False, api_calls=reader.api_calls, **result)
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

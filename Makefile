@@ -37,8 +37,11 @@ lint: setup
 sanity: setup
 	VENV=$(VENV) tests/sanity/run.sh
 
+# One pytest session brings the simulated cluster up once (tests/e2e/conftest.py) and takes it down.
+# The build step is separate so a first, cold compile (~14 min on 2 cores) shows as its own step.
 e2e: setup
-	$(BIN)/python -m pytest -m e2e -q
+	tests/cluster/sim.sh build
+	$(BIN)/python -m pytest -m e2e -p no:xdist -q
 
 sim-up: setup
 	tests/cluster/sim.sh up
@@ -46,8 +49,10 @@ sim-up: setup
 sim-down:
 	tests/cluster/sim.sh down
 
+# Benchmarks print numbers (see README); the cluster ones need `make sim-up` (large-2000 for cluster_info).
 bench: setup
 	$(BIN)/python benchmarks/bench_gpu_sizing.py
+	$(BIN)/python benchmarks/bench_site_vs_kubectl.py
 
 build-collection: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path out/ collections/ansible_collections/gpuinfer/serving

@@ -150,11 +150,26 @@ def pod_holds_resources(pod):
     return bool(spec.get("nodeName")) and status.get("phase") not in TERMINATED_POD_PHASES
 
 
-def requested_by_node(pods, resource=DEFAULT_GPU_RESOURCE, into=None):
-    """{node name: requested count} over the pods that hold resources. ``into`` lets callers accumulate page by page."""
+def pod_matches(pod, namespace=None, labels=None):
+    """True when the pod is in ``namespace`` (any when None) and carries every label of ``labels``."""
+    metadata = pod.get("metadata") or {}
+    if namespace and metadata.get("namespace") != namespace:
+        return False
+    pod_labels = metadata.get("labels") or {}
+    return all(pod_labels.get(key) == value for key, value in (labels or {}).items())
+
+
+def requested_by_node(pods, resource=DEFAULT_GPU_RESOURCE, into=None, exclude=None):
+    """{node name: requested count} over the pods that hold resources. ``into`` lets callers accumulate page by page.
+
+    ``exclude`` ({namespace, labels}) names pods whose GPUs count as free: the workload a deploy is about to
+    replace, which would otherwise make a re-run look like it needs twice the GPUs.
+    """
     totals = {} if into is None else into
     for pod in pods:
         if not pod_holds_resources(pod):
+            continue
+        if exclude and exclude.get("labels") and pod_matches(pod, exclude.get("namespace"), exclude["labels"]):
             continue
         request = pod_request(pod, resource)
         if request:

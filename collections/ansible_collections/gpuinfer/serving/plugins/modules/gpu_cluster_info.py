@@ -35,6 +35,21 @@ options:
       - Label selector restricting the nodes reported, for example C(nvidia.com/gpu.present=true).
       - Pods are still listed cluster-wide, because their requests decide what is free on the selected nodes.
     type: str
+  exclude_pods:
+    description:
+      - Pods whose GPUs are reported as free, typically the workload a deploy is about to replace
+        (re-running a deploy must not see its own pods as competitors for the GPUs).
+      - Pods match when they are in O(exclude_pods.namespace) (any namespace when omitted) and carry every label of
+        O(exclude_pods.labels).
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the pods.
+        type: str
+      labels:
+        description: Labels the pods must all carry; an empty dict excludes nothing.
+        type: dict
+        default: {}
   gpu_resource:
     description:
       - Extended resource name counted as GPUs.
@@ -230,8 +245,9 @@ class ClusterReadError(Exception):
 class ClusterReader(object):
     """Reads what the inventory needs with as few requests as the API allows, counting them."""
 
-    def __init__(self, client, page_size=500, request_timeout=60, gpu_resource=inventory.DEFAULT_GPU_RESOURCE):
+    def __init__(self, client, page_size=500, request_timeout=60, gpu_resource=inventory.DEFAULT_GPU_RESOURCE, exclude_pods=None):
         self.client = client
+        self.exclude_pods = exclude_pods
         self.page_size = page_size
         self.timeout = (min(CONNECT_TIMEOUT, request_timeout), request_timeout)
         self.gpu_resource = gpu_resource
@@ -293,7 +309,7 @@ class ClusterReader(object):
                 holder["requested"], holder["pods"] = {}, 0
             else:
                 holder["pods"] += len(items)
-                inventory.requested_by_node(items, self.gpu_resource, into=holder["requested"])
+                inventory.requested_by_node(items, self.gpu_resource, into=holder["requested"], exclude=self.exclude_pods)
             return holder
 
         self._paged(self.core.list_pod_for_all_namespaces, consume, field_selector=inventory.POD_FIELD_SELECTOR)
@@ -436,6 +452,7 @@ def run_module():
         page_size=dict(type="int", default=500),
         node_selector=dict(type="str"),
         gpu_resource=dict(type="str", default=inventory.DEFAULT_GPU_RESOURCE),
+        exclude_pods=dict(type="dict", options=dict(namespace=dict(type="str"), labels=dict(type="dict", default={}))),
         request_timeout=dict(type="int", default=60),
     )
     argument_spec.update(AUTH_ARG_SPEC)
@@ -455,7 +472,7 @@ def run_module():
         module.fail_json(msg="cannot authenticate to Kubernetes: %s" % exc, api_calls=0)
 
     host = client.configuration.host
-    reader = ClusterReader(client, params["page_size"], params["request_timeout"], params["gpu_resource"])
+    reader = ClusterReader(client, params["page_size"], params["request_timeout"], params["gpu_resource"], params["exclude_pods"])
     try:
         result = reader.gather(params["node_selector"])
     except ApiException as exc:

@@ -284,3 +284,18 @@ def test_legacy_discovery_completed_with_resource_lists():
 def test_parse_discovery_rejects_other_documents():
     with pytest.raises(inv.InventoryError, match="kind 'Status'"):
         inv.parse_discovery({"kind": "Status", "status": "Failure"})
+
+
+def test_excluded_pods_leave_their_gpus_free():
+    # A re-run of a deploy must see the GPUs of the instance it replaces as available.
+    own = {"metadata": {"namespace": "llm", "labels": {"app.kubernetes.io/instance": "llama"}},
+           "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"nvidia.com/gpu": "8"}}}]},
+           "status": {"phase": "Running"}}
+    other = {"metadata": {"namespace": "team-b", "labels": {"app.kubernetes.io/instance": "llama"}},
+             "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"nvidia.com/gpu": "2"}}}]},
+             "status": {"phase": "Running"}}
+    exclude = {"namespace": "llm", "labels": {"app.kubernetes.io/instance": "llama"}}
+    assert inv.requested_by_node([own, other], exclude=exclude) == {"n1": 2}
+    assert inv.requested_by_node([own, other]) == {"n1": 10}
+    # An empty label set excludes nothing rather than everything in the namespace.
+    assert inv.requested_by_node([own, other], exclude={"namespace": "llm", "labels": {}}) == {"n1": 10}

@@ -31,6 +31,8 @@ SECRET_VARS = {
     "model_cache_hf_token_existing_secret": "bench-hf",
     "model_cache_ngc_existing_secret": "bench-ngc",
     "model_cache_pull_existing_secret": "bench-pull",
+    # Render mode cannot look for the Prometheus Operator; the sim has none, so both paths use annotations.
+    "inference_service_monitoring": "annotations",
 }
 
 
@@ -48,6 +50,8 @@ def timed(args, env):
 
 
 def prepare_namespace(namespace, env):
+    # Leftovers of an interrupted run would make the first apply look like an update.
+    sh(["kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s"], env)
     sh(["kubectl", "create", "namespace", namespace], env)
     sh(["kubectl", "-n", namespace, "create", "secret", "generic", "bench-hf", "--from-literal=HF_TOKEN=x"], env)
     sh(["kubectl", "-n", namespace, "create", "secret", "generic", "bench-ngc", "--from-literal=NGC_API_KEY=x"], env)

@@ -8,35 +8,20 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import json
-import os
 from decimal import Decimal
 
 import pytest
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv
+from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 
 
-def find_fixtures():
-    """tests/fixtures/k8s_api of the repository checkout (absent from an ansible-test copy of the collection)."""
-    folder = os.path.dirname(os.path.abspath(__file__))
-    while True:
-        candidate = os.path.join(folder, "tests", "fixtures", "k8s_api")
-        if os.path.isfile(os.path.join(candidate, "discovery-aggregated-full.json")):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-FIXTURES = find_fixtures()
+FIXTURES = fixture_dir("k8s_api", "discovery-aggregated-full.json")
 pytestmark = pytest.mark.skipif(FIXTURES is None, reason="tests/fixtures/k8s_api is only in the repository checkout")
 
 
 def load(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return json.load(handle)
+    return load_json(FIXTURES, name)
 
 
 def all_nodes():

@@ -14,21 +14,10 @@ import pytest
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_topology
 from ansible_collections.gpuinfer.serving.plugins.module_utils.gpu_topology import GpuTopologyParseError
+from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 
-def _find_fixtures():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    while True:
-        candidate = os.path.join(folder, "tests", "fixtures", "gpu_hosts")
-        if os.path.isdir(os.path.join(candidate, "h200x2")):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-FIXTURES = _find_fixtures()
+FIXTURES = fixture_dir("gpu_hosts", "h200x2")
 pytestmark = pytest.mark.skipif(FIXTURES is None, reason="tests/fixtures/gpu_hosts is only in the repository checkout, not in an ansible-test copy")
 HOSTS = ["h200x2", "device-1gpu", "dgx-h100-8", "l40s-pcie-4", "a100-mig", "h100-pcie-nvlink-pairs"]
 

@@ -15,24 +15,13 @@ import pytest
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv
 from ansible_collections.gpuinfer.serving.plugins.module_utils import plan_validation as pv
+from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 GIB = 2 ** 30
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def find_fixtures():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    while True:
-        candidate = os.path.join(folder, "tests", "fixtures", "k8s_api")
-        if os.path.isfile(os.path.join(candidate, "discovery-aggregated-full.json")):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-FIXTURES = find_fixtures()
+FIXTURES = fixture_dir("k8s_api", "discovery-aggregated-full.json")
 
 
 def load(name):

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import socket
 
 import pytest
@@ -25,6 +24,7 @@ from kubernetes.client import rest  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv  # noqa: E402
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_cluster_info as module  # noqa: E402
+from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 
 try:
     from urllib.parse import parse_qs, urlsplit
@@ -32,25 +32,12 @@ except ImportError:  # pragma: no cover
     from urlparse import parse_qs, urlsplit
 
 
-def find_fixtures():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    while True:
-        candidate = os.path.join(folder, "tests", "fixtures", "k8s_api")
-        if os.path.isfile(os.path.join(candidate, "discovery-aggregated-full.json")):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-FIXTURES = find_fixtures()
+FIXTURES = fixture_dir("k8s_api", "discovery-aggregated-full.json")
 pytestmark = pytest.mark.skipif(FIXTURES is None, reason="tests/fixtures/k8s_api is only in the repository checkout")
 
 
 def load(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return json.load(handle)
+    return load_json(FIXTURES, name)
 
 
 class FakeHTTPResponse(object):

@@ -20,23 +20,14 @@ import pytest
 import yaml
 
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_host_facts
+from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 
-def _find_repo_root():
-    folder = os.path.dirname(os.path.abspath(__file__))
-    while True:
-        if os.path.isfile(os.path.join(folder, "tests", "fixtures", "gpu_hosts", "fake-nvidia-smi")):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-REPO = _find_repo_root()
-pytestmark = pytest.mark.skipif(REPO is None, reason="tests/fixtures/gpu_hosts is only in the repository checkout, not in an ansible-test copy")
-FIXTURES = os.path.join(REPO or "", "tests", "fixtures", "gpu_hosts")
-FAKE = os.path.join(FIXTURES, "fake-nvidia-smi")
+FIXTURES = fixture_dir("gpu_hosts", "fake-nvidia-smi")
+# The repository root: three levels above tests/fixtures/gpu_hosts.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(FIXTURES))) if FIXTURES else None
+pytestmark = pytest.mark.skipif(FIXTURES is None, reason="tests/fixtures/gpu_hosts is only in the repository checkout, not in an ansible-test copy")
+FAKE = os.path.join(FIXTURES or "", "fake-nvidia-smi")
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 DRIVER_DOWN = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
 

@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/ansible-lint --profile production --offline
 
 sanity: setup
-	VENV=$(VENV) tests/sanity/run.sh
+	VENV=$(abspath $(VENV)) tests/sanity/run.sh
 
 # One pytest session brings the simulated cluster up once (tests/e2e/conftest.py) and takes it down.
 # The build step is separate so a first, cold compile (~14 min on 2 cores) shows as its own step.

@@ -2,7 +2,7 @@
 # ansible-test sanity for the collection, in its own virtualenvs (--venv), no Docker needed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-venv=${VENV:-$repo/.venv}
+venv=$(cd "${VENV:-$repo/.venv}" && pwd)
 # The pip version ansible-test bootstraps into each of its virtualenvs.
 pip_version=$(grep -oP "pip='\K[0-9.]+" "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | head -1)
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"

@@ -38,6 +38,14 @@ def install(sim, *extra, check=False, state="present"):
     return subprocess.run(args, cwd=REPO_ROOT, env=dict(sim.env, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=600)
 
 
+def remove_everything(sim):
+    """Uninstall, and drop the CRD Helm leaves behind, so later tests see a cluster without the operator."""
+    removed = install(sim, state="absent")
+    sim.kubectl("delete", "crd", "clusterpolicies.nvidia.com", "--ignore-not-found", check=False)
+    sim.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    return removed
+
+
 def changed_count(stdout):
     recap = [line for line in stdout.splitlines() if line.startswith("localhost")][-1]
     return int(recap.split("changed=")[1].split()[0])
@@ -85,8 +93,7 @@ def test_gpu_operator_installs_waits_for_ready_and_is_idempotent(sim_cluster):
     finally:
         stop.set()
         operator.join(timeout=5)
-        removed = install(sim_cluster, state="absent")
-        sim_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        removed = remove_everything(sim_cluster)
     assert removed.returncode == 0, removed.stdout[-5000:]
     assert sim_cluster.kubectl("get", "clusterpolicies.nvidia.com", "cluster-policy", check=False).returncode != 0
 
@@ -99,5 +106,4 @@ def test_gpu_operator_times_out_with_what_is_not_ready(sim_cluster):
         # Nobody marks the policy ready: the failure must say which object is not ready and its state.
         assert "cluster-policy" in proc.stdout
     finally:
-        install(sim_cluster, state="absent")
-        sim_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        remove_everything(sim_cluster)

@@ -222,11 +222,48 @@ def test_nim_llama70b_on_eight_gpus(sim_cluster, deployed):
     assert gpu_request(pod) == 8
     assert node(sim_cluster, pod["spec"]["nodeName"])["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
-    assert env["NIM_TENSOR_PARALLEL_SIZE"]["value"] == "8"
+    # NIM 2.x documents no NIM_TENSOR_PARALLEL_SIZE: the size goes through NIM_PASSTHROUGH_ARGS.
+    assert "--tensor-parallel-size=8" in env["NIM_PASSTHROUGH_ARGS"]["value"].split()
     assert env["NGC_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "NGC_API_KEY"
     assert pod["spec"]["imagePullSecrets"]
     assert NGC_KEY not in json.dumps(pod) and NGC_KEY not in proc.stdout
     assert pod["spec"]["securityContext"]["fsGroup"]
+
+
+def test_nim_llama405b_forms_a_ray_group_on_two_h100_nodes(sim_cluster, deployed):
+    namespace = "e2e-nim-multinode"
+    deployed("nim-llama405b-multinode", namespace)
+    lws = kubectl_json(sim_cluster, "get", "leaderworkerset", "-n", namespace, "nim-llama-3-1-405b-nim")
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+
+    group = wait_for_pods(sim_cluster, namespace, "leaderworkerset.sigs.k8s.io/name=nim-llama-3-1-405b-nim", 2)
+    assert len(group) == 2
+    assert len({p["spec"]["nodeName"] for p in group}) == 2, "both pipeline stages landed on one node"
+    by_index = {p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p for p in group}
+    leader, worker = by_index["0"]["spec"]["containers"][0], by_index["1"]["spec"]["containers"][0]
+    # What NVIDIA documents (and its NIM Operator renders) for NIM 2.x multi-node: a Ray head that serves
+    # the API, and workers that join it at the LWS leader's address.
+    assert leader["args"] == ["nim-serve-ray", "--head", "--port", "6379"]
+    assert worker["args"] == ["nim-serve-ray", "--head-address", "$(LWS_LEADER_ADDRESS):6379"]
+    for pod in group:
+        assert gpu_request(pod) == 8
+        assert node(sim_cluster, pod["spec"]["nodeName"])["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert "LWS_LEADER_ADDRESS" in env and env["NIM_PIPELINE_PARALLEL_SIZE"]["value"] == "2"
+    service = kubectl_json(sim_cluster, "get", "service", "-n", namespace, "nim-llama-3-1-405b")
+    selected = pods(sim_cluster, namespace, ",".join("%s=%s" % kv for kv in service["spec"]["selector"].items()))
+    assert [p["metadata"]["name"] for p in selected] == [by_index["0"]["metadata"]["name"]]
+
+
+def test_nodes_with_a_driver_too_old_for_the_image_are_refused(sim_cluster):
+    namespace = "e2e-old-driver"
+    # The simulated L40S pool runs R550; vllm/vllm-openai:v0.29.0 is built on CUDA 13.0 (R580+).
+    proc, _ = run_playbook(sim_cluster, "site.yml", "llama70b-tp8", namespace, extra_vars={
+        "plan_model": "meta-llama/Llama-3.1-8B-Instruct", "plan_gpu": "L40S", "plan_gpus_per_node": 4,
+        "plan_tensor_parallel_size": 1, "plan_max_model_len": 8192})
+    assert proc.returncode != 0
+    assert "DRIVER_TOO_OLD" in proc.stdout and "550.163.01" in proc.stdout
+    assert not namespace_exists(sim_cluster, namespace)
 
 
 def test_check_mode_on_a_fresh_namespace_creates_nothing(sim_cluster):

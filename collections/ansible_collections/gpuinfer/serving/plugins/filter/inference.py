@@ -49,6 +49,14 @@ def nim_containers(spec):
     return _call(engines.nim_containers, spec)
 
 
+def hf_cache_env(mount_path, offline=False):
+    return _call(engines.hf_cache_env, mount_path, offline)
+
+
+def hf_download_args(model, revision, mount_path):
+    return _call(engines.hf_download_args, model, revision, mount_path)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -57,4 +65,6 @@ class FilterModule(object):
             "inference_rollout_reason": inference_rollout_reason,
             "vllm_containers": vllm_containers,
             "nim_containers": nim_containers,
+            "hf_cache_env": hf_cache_env,
+            "hf_download_args": hf_download_args,
         }

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import shm
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, shm
 
 ERROR = "error"
 WARNING = "warning"
@@ -723,8 +723,35 @@ def _tp_across_nodes_findings(req):
 # --------------------------------------------------------------------------------------------- entry point
 
 
+def _host_driver_version(host):
+    versions = sorted(set(str(g.get("driver_version")) for g in host.get("gpus") or [] if g.get("driver_version")))
+    return versions[0] if versions else None
+
+
+def _driver_findings(engine_image, nodes, version_of):
+    """Nodes whose NVIDIA driver is older than the engine image's CUDA needs (unknown versions pass)."""
+    need = engines.image_driver_requirement(engine_image)
+    if not need:
+        return []
+    old = []
+    for node in nodes:
+        version = version_of(node)
+        match = re.match(r"^\s*(\d+)", str(version or ""))
+        if match and int(match.group(1)) < need["min_driver_major"]:
+            old.append("%s (%s)" % (node["name"], version))
+    if not old:
+        return []
+    return [_finding(
+        ERROR, "DRIVER_TOO_OLD",
+        "%s is built on CUDA %s, which needs NVIDIA driver R%d or newer; these nodes run older drivers: %s."
+        % (need["image"], need["cuda"], need["min_driver_major"], ", ".join(old)),
+        "Upgrade the driver to R%d+ (with the GPU Operator: driver.version), or pin an engine image built on an "
+        "older CUDA." % need["min_driver_major"],
+    )]
+
+
 def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployment_mode="auto", replicas=None,
-               shm_size_bytes=None, require_gpu_operator=False):
+               shm_size_bytes=None, require_gpu_operator=False, engine_image=None):
     """Run every check; returns {ok, error_count, warning_count, findings, candidate_nodes, requirements}."""
     req = requirements(plan_result, replicas, deployment_mode)
     tolerations = normalize_tolerations(tolerations)
@@ -765,6 +792,8 @@ def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployme
         rdma_scope = [n for n in candidates if n["name"] in assigned] or candidates
         findings.extend(_rdma_findings(req, rdma_scope, "cluster inventory"))
         findings.extend(_component_findings(req, cluster.get("components"), require_gpu_operator))
+        findings.extend(_driver_findings(engine_image, [n for n in candidates if n["name"] in assigned] or candidates,
+                                         lambda node: (node["gpu"].get("driver_version") or {}).get("full")))
     elif require_gpu_operator:
         findings.append(_finding(
             WARNING, "GPU_OPERATOR_UNKNOWN",
@@ -776,6 +805,7 @@ def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployme
         assigned = set(name for p in placements for name in p["nodes"])
         relevant = [h for h in hosts if h["name"] in assigned] or hosts
         findings.extend(_host_topology_findings(req, relevant))
+        findings.extend(_driver_findings(engine_image, relevant, _host_driver_version))
         if cluster is None:
             host_nodes = [host_node(h) for h in hosts]
             matching, candidates, _reasons = classify_cluster_nodes(req, host_nodes, tolerations)

@@ -5,12 +5,14 @@
 
 Pure Python (no Ansible, no torch, no network) so it is unit-testable and fast.
 
-Memory model (per GPU, following vLLM's start-up accounting in ``Worker.determine_available_memory``):
+Memory model (per GPU), following vLLM 0.26's start-up accounting (``Worker.determine_available_memory``)
+and checked against real start-ups of that release on an H200 (tests/fixtures/vllm-boot):
 
     usable      = total x gpu_memory_utilization                   (vLLM: "requested memory")
-    kv_cache    = usable - weights - activation_peak - non_torch - cuda_graph
-    blocks      = floor(kv_cache / (16 x KV bytes per token on this GPU))
-    tokens      = blocks x 16                                       ("GPU KV cache size: N tokens")
+    kv_cache    = usable - weights - activation_peak - non_torch [- cuda_graph on the V1 runner]
+    blocks      = floor(kv_cache / (16 tokens x KV bytes per token of one group of layers))
+    tokens      = int(blocks / blocks one max_model_len request needs x max_model_len)
+                                                                    ("GPU KV cache size: N tokens")
 
 * weights: this rank's shard. Attention/MLP/expert matrices split across tensor-parallel ranks; the
   vocabulary-parallel embedding and lm_head split too (vocab padded to a multiple of 64); norms,
@@ -18,25 +20,28 @@ Memory model (per GPU, following vLLM's start-up accounting in ``Worker.determin
   TP exceeds the KV-head count. Pipeline stages hold only their layers (vLLM's ``get_pp_indices``
   split: leftover layers go to the stages before the last), the first the embedding, the last
   the lm_head and final norm.
-* activation_peak: the profile run is one forward pass over ``max_num_batched_tokens`` tokens plus,
-  on the last stage, a sampler pass over ``min(max_num_seqs, max_num_batched_tokens)`` rows of full
-  vocabulary logits. Estimated as the largest live set of one decoder layer (hidden/residual
-  buffers plus the larger of attention and the MLP/MoE intermediates) x tokens x activation bytes,
-  or the sampler's top-k/top-p pass (bf16 logits, fp32 copy, sorted values, int64 indices, softmax,
-  cumulative sum and scatter: 28 bytes per vocabulary entry per row, measured with PyTorch on an
-  H200), whichever is larger, plus 256 MiB of runner and attention workspaces.
-* non_torch: CUDA context and cuBLAS/NCCL state that PyTorch's allocator does not see: 0.7 GiB on a
-  single GPU (the CUDA context alone measured 0.53-0.61 GiB on an H200 with PyTorch 2.11), plus
-  0.5 GiB + 0.1 GiB x TP for NCCL and custom all-reduce buffers when TP > 1, plus 0.25 GiB for the
-  pipeline send/receive buffers when PP > 1.
-* cuda_graph: recent vLLM releases profile CUDA-graph memory before sizing the KV cache
-  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``); estimated as 0.25 GiB + 8 MiB per local layer,
-  + 0.125 GiB with TP > 1 (the graphs' all-reduce buffers).
+* activation_peak: the profile run (``profile_run``) is one forward pass over
+  ``max_num_batched_tokens`` tokens, then, on the last stage, logits and a sampler pass over
+  ``min(max_num_seqs, max_num_batched_tokens)`` rows. The larger of: the forward's live set (one
+  decoder layer's hidden/residual buffers plus the larger of attention and the MLP/MoE
+  intermediates, x tokens x activation bytes); the batch's hidden states plus a transient the size
+  of this rank's lm_head (the fixtures' Llama-3.1-8B, Gemma-2-27B and Phi-3 peaks need it); the
+  hidden states plus the sampler's logits. Plus a small workspace.
+* non_torch: memory outside PyTorch's allocator that vLLM counts (its growth since the worker
+  started; the CUDA context is not counted): 0.23 GiB on one GPU, plus NCCL/custom all-reduce and
+  pipeline buffers with TP/PP > 1.
+* cuda_graph: the CUDA-graph pool ("Graph capturing finished ..., took X GiB"): a fixed part plus a
+  part per local layer and per captured decode slot. vLLM 0.26's Model Runner V2 (dense,
+  unquantized models) captures it after sizing the KV cache, outside the budget; the V1 runner
+  (MoE and quantized models) subtracts its estimate first.
+* KV cache: layers are grouped by attention type as vLLM's hybrid KV-cache manager groups them;
+  a full-attention group needs ``cdiv(max_model_len, 16)`` blocks per request, a sliding-window
+  group only ``cdiv(min(window - 1 + 2 x max_num_batched_tokens, max_model_len), 16) + 1``, so a
+  window well below max_model_len holds many more tokens per GiB. Layer types are modelled for the model types the
+  fixtures show (Mistral, Phi-3: every layer; Gemma 2: every other layer); other sliding-window
+  models are sized as full attention, with a warning.
 
-The constants were calibrated against vLLM's start-up logs (e.g. Llama-3.1-8B on one H100:
-weights 14.99 GiB, non-torch 0.2 GiB beyond the CUDA context) and PyTorch measurements on an H200,
-and err on the low side for the KV cache, so the predicted token count is at or a little below what
-vLLM prints as "GPU KV cache size: N tokens".
+Each constant below names its source: a vLLM function, or the fixture measurements.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,6 +51,8 @@ __metaclass__ = type
 import json
 import math
 import os
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -57,15 +64,46 @@ BLOCK_SIZE = 16
 DEFAULT_MAX_NODES = 8
 VOCAB_PADDING = 64
 
-RUNNER_BUFFERS_BYTES = 256 * MIB
+# Profile-run workspace on top of its largest phase (runner buffers, cuBLAS/attention workspaces): fitted to the
+# 7 peak activations in the fixtures (vLLM 0.26, H200), which it then matches within 0.05 GiB.
+RUNNER_BUFFERS_BYTES = 48 * MIB
+# V1 runner's profile sampler runs top-k/top-p (bf16 logits, fp32 copy, sorted values, int64 indices, softmax,
+# cumulative sum, scatter): 28 bytes per logit, measured with PyTorch on an H200.
 SAMPLER_BYTES_PER_LOGIT = 28
-NON_TORCH_SINGLE_BYTES = int(0.7 * GIB)
+# Model Runner V2's profile sampler skips top-k/top-p (vllm/v1/worker/gpu/model_runner.py ``_dummy_sampler_run``):
+# the bf16 logits and one fp32 copy.
+SAMPLER_V2_BYTES_PER_LOGIT = 6
+# Non-torch memory vLLM 0.26 counts on a single GPU: 0.22-0.23 GiB in every fixture start-up (any model, any batch).
+NON_TORCH_SINGLE_BYTES = int(0.23 * GIB)
+# Not measured yet (no TP > 1 fixture): NCCL communicators and custom all-reduce buffers with TP > 1.
 NON_TORCH_TP_BASE_BYTES = int(0.5 * GIB)
 NON_TORCH_TP_PER_RANK_BYTES = int(0.1 * GIB)
+# Not measured yet (no PP > 1 fixture): pipeline send/receive buffers.
 NON_TORCH_PP_BYTES = int(0.25 * GIB)
-CUDA_GRAPH_BASE_BYTES = int(0.25 * GIB)
-CUDA_GRAPH_PER_LAYER_BYTES = 8 * MIB
+# CUDA-graph pool = base + per local layer per captured decode slot: fitted to the fixtures' "Graph capturing
+# finished ..., took 0.53-0.98 GiB" (Llama-3.1-8B: 0.59 GiB at 256 sequences, 0.98 GiB at 1024): within 0.06 GiB on
+# Model Runner V2, 0.1 GiB above Mixtral's V1 pool (0.49 GiB; its pre-KV estimate was 0.39 GiB).
+CUDA_GRAPH_BASE_BYTES = int(0.22 * GIB)
+CUDA_GRAPH_PER_LAYER_SLOT_BYTES = 48 * 1024
+# Decode slots captured: min(max_num_seqs, 512), vLLM's max_cudagraph_capture_size = min(2 x max_num_seqs, 512) with
+# FULL graphs up to max_num_seqs (fixture: "PIECEWISE=51 (largest=512), FULL=35 (largest=256)" at 256 sequences).
+CUDA_GRAPH_MAX_CAPTURE_SIZE = 512
+# Not measured yet (no TP > 1 fixture): the custom all-reduce buffers the graphs register with TP > 1.
 CUDA_GRAPH_TP_BYTES = int(0.125 * GIB)
+# Batches in flight with async scheduling (vLLM's default; max_concurrent_batches): a sliding-window layer holds
+# KV for window - 1 + 2 x max_num_batched_tokens tokens (SlidingWindowSpec.max_admission_blocks_per_request;
+# fixture: Mistral-7B-v0.1 at 4096 batched tokens reports 2,495,481 tokens, which needs the factor 2).
+ASYNC_SCHEDULING_BATCHES = 2
+
+# Model types whose transformers config class defaults tie_word_embeddings to True (GemmaConfig, Gemma2Config,
+# Gemma3TextConfig/Gemma3Config); the other catalog types (llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3,
+# deepseek_v3) default to False. Fixture: Gemma-2-27B's config omits the key and vLLM loads 50.72 GiB (tied).
+TIED_BY_DEFAULT = ("gemma", "gemma2", "gemma3", "gemma3_text")
+# Sliding-window layers as vLLM 0.26 builds them, where the fixtures show it: every layer of Mistral (v0.1) and
+# Phi-3 (their logged KV tokens need a window-bounded request: 2,495,481 and 283,628), every other layer from the
+# first of Gemma 2 (Gemma2Config.layer_types; its 214,454 tokens need 23 full + 23 window layers).
+SLIDING_EVERY_LAYER = ("mistral", "phi3")
+SLIDING_EVEN_LAYERS = ("gemma2",)
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -77,9 +115,7 @@ _DTYPE_ALIASES = {
     "int8": "int8", "w8a8": "int8",
     "int4": "int4", "awq": "int4", "gptq": "int4", "w4a16": "int4",
 }
-_VLLM_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-# The quantization method vLLM uses for each weight format, as reported in plan.quantization.
-_VLLM_QUANTIZATION = {"fp8": "fp8", "int8": "compressed-tensors", "int4": "awq"}
+FLOAT_DTYPES = ("bf16", "fp16", "fp32")
 INT4_GROUP_SIZE = 128
 # Per group of 128 input weights: one fp16 scale and one packed 4-bit zero point (AWQ/GPTQ layout).
 INT4_GROUP_OVERHEAD_BYTES = 2.5
@@ -168,7 +204,8 @@ class ModelSpec(object):
         if self.num_heads % self.num_kv_heads:
             raise SizingError("model", "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d"
                               % (source, self.num_heads, self.num_kv_heads))
-        self.tied = bool(config.get("tie_word_embeddings", False))
+        # An absent key takes the model type's transformers config-class default (vLLM reads the config through it).
+        self.tied = bool(config.get("tie_word_embeddings", self.model_type in TIED_BY_DEFAULT))
 
         self.quantization_config = config.get("quantization_config") if isinstance(config.get("quantization_config"), dict) else None
         self.native_dtype = self._native_dtype(config)
@@ -211,8 +248,25 @@ class ModelSpec(object):
         self.qk_norm = self.model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2")
         self.norms_per_layer = 4 if self.model_type in ("gemma2", "gemma3", "gemma3_text") else 2
         self.sliding_window = config.get("sliding_window") if config.get("use_sliding_window", True) else None
+        self.window_layers = self._window_layers()
 
         self.layers = [self._layer(index) for index in range(self.num_layers)]
+
+    def _window_layers(self):
+        """Indexes of the layers vLLM runs with sliding-window attention; None where the planner does not know
+        (then every layer is sized as full attention and plan() warns)."""
+        window = self.sliding_window
+        if self.is_mla or isinstance(window, bool) or not isinstance(window, int) or window <= 0:
+            return frozenset()
+        if self.model_type in SLIDING_EVERY_LAYER:
+            return frozenset(range(self.num_layers))
+        if self.model_type in SLIDING_EVEN_LAYERS:
+            return frozenset(range(0, self.num_layers, 2))
+        return None
+
+    def layer_window(self, index):
+        """The sliding window of layer ``index``, or None for full attention."""
+        return self.sliding_window if self.window_layers and index in self.window_layers else None
 
     @staticmethod
     def _native_dtype(config):
@@ -418,7 +472,17 @@ def kv_dtype_bytes(spec, dtype, kv_cache_dtype):
 # Per-GPU memory of one layout
 # --------------------------------------------------------------------------------------------
 
-def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_tokens, max_num_seqs):
+def runner_v2(spec, dtype):
+    """Whether vLLM 0.26 runs the model on Model Runner V2: dense and unquantized models (vLLM #42665 gates the default on
+    is_moe and is_quantized; fixtures: every dense model logs model_runner.py, Mixtral-8x7B the V1 gpu_model_runner.py)."""
+    return not spec.is_moe and dtype in ("bf16", "fp16", "fp32")
+
+
+def _cdiv(value, divisor):
+    return -(-value // divisor)
+
+
+def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_tokens, max_num_seqs, v2=True):
     act = _dtype_bytes(activation_dtype(spec, dtype))
     heads = max(1, spec.num_heads // tp)
     if spec.is_mla:
@@ -436,13 +500,21 @@ def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_token
             ffn = max(ffn, moe)
         else:
             ffn = max(ffn, 3 * (spec.intermediate or 0) // tp)
-    per_token = 4 * spec.hidden + max(attention, ffn)
-    forward = max_num_batched_tokens * per_token * act
-    sampler = 0
+    # profile_run's forward over max_num_batched_tokens: one decoder layer's live set (4 hidden-size buffers plus the larger
+    # of attention's q/k/v/o and the MLP/MoE intermediates); fixtures: Mistral-7B 0.45 GiB (+ workspace) vs 0.51 logged.
+    forward = max_num_batched_tokens * (4 * spec.hidden + max(attention, ffn)) * act
+    logits_phase = 0
     if last:
+        # profile_run keeps the batch's hidden states alive until the sampler has run.
+        hidden_states = max_num_batched_tokens * spec.hidden * act
+        # Measured (fixtures): the logits pass peaks with a transient the size of this rank's lm_head, e.g. Llama-3.1-8B
+        # at 2048 tokens logs 1.01 GiB (lm_head 0.98 GiB, forward 0.23 GiB), Gemma-2-27B 2.34 GiB (lm_head 2.20 GiB).
+        lm_head = _padded_vocab(spec.vocab) * spec.hidden * act // tp
+        # The profile sampler's logits: min(max_num_seqs, tokens) rows (V2 _dummy_run: one request per row up to max_num_reqs).
         rows = min(max_num_seqs, max_num_batched_tokens)
-        sampler = rows * spec.vocab * SAMPLER_BYTES_PER_LOGIT + rows * spec.hidden * act
-    return int(max(forward, sampler) + RUNNER_BUFFERS_BYTES)
+        sampler = rows * spec.vocab * (SAMPLER_V2_BYTES_PER_LOGIT if v2 else SAMPLER_BYTES_PER_LOGIT)
+        logits_phase = hidden_states + max(lm_head, sampler)
+    return int(max(forward, logits_phase) + RUNNER_BUFFERS_BYTES)
 
 
 def _non_torch(tp, pp):
@@ -454,8 +526,44 @@ def _non_torch(tp, pp):
     return value
 
 
-def _cuda_graph(tp, local_layers):
-    return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_PER_LAYER_BYTES * local_layers + (CUDA_GRAPH_TP_BYTES if tp > 1 else 0)
+def _cuda_graph(tp, local_layers, max_num_seqs):
+    slots = min(max_num_seqs, CUDA_GRAPH_MAX_CAPTURE_SIZE)
+    return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_PER_LAYER_SLOT_BYTES * local_layers * slots + (CUDA_GRAPH_TP_BYTES if tp > 1 else 0)
+
+
+def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_model_len, in_flight_tokens):
+    """(tokens, max concurrency) vLLM reports for ``kv_memory`` bytes on a rank holding ``layer_indexes``.
+
+    vLLM 0.26: layers of one attention type form groups of equal size (the smallest type's layer count, or the
+    largest's when within 25%: ``_get_kv_cache_groups_uniform_page_size``) sharing one pool of blocks,
+    ``kv_memory // (16-token page x group size)`` of them (``get_num_blocks``). One request needs, per group,
+    ``cdiv(max_model_len, 16)`` blocks of full attention (``FullAttentionSpec``) or
+    ``cdiv(min(window - 1 + in-flight tokens, max_model_len), 16) + 1`` of a sliding window
+    (``SlidingWindowSpec.max_admission_blocks_per_request``); concurrency = blocks / blocks per request
+    (``get_max_concurrency_for_kv_cache_config``) and "GPU KV cache size" = int(concurrency x max_model_len)
+    (``report_kv_cache_config``).
+    """
+    page = spec.kv_bytes_per_token(kv_dtype_bytes, tp, 1) * BLOCK_SIZE
+    layer_types = {}
+    for index in layer_indexes:
+        window = spec.layer_window(index)
+        layer_types[window] = layer_types.get(window, 0) + 1
+    if not layer_types or kv_memory <= 0:
+        return 0, 0.0
+    counts = list(layer_types.values())
+    group_size = min(counts)
+    if max(counts) < 1.25 * group_size:
+        group_size = max(counts)
+    blocks = kv_memory // (page * group_size)
+    needed = 0
+    for window, count in layer_types.items():
+        if window is None:
+            per_group = _cdiv(max_model_len, BLOCK_SIZE)
+        else:
+            per_group = _cdiv(min(window - 1 + in_flight_tokens, max_model_len), BLOCK_SIZE) + 1
+        needed += _cdiv(count, group_size) * per_group
+    concurrency = blocks / float(needed)
+    return int(concurrency * max_model_len), concurrency
 
 
 def evaluate_layout(spec, settings, tp, pp):
@@ -463,6 +571,11 @@ def evaluate_layout(spec, settings, tp, pp):
     total = settings["gpu_memory_bytes"]
     usable = int(total * settings["gpu_memory_utilization"])
     kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
+    max_model_len = settings["max_model_len"]
+    v2 = runner_v2(spec, settings["dtype"])
+    # Tokens in flight per request: max_num_batched_tokens x max_concurrent_batches (2 with async scheduling, the
+    # pipeline depth with PP), which sliding-window layers hold on top of their window.
+    in_flight = max(ASYNC_SCHEDULING_BATCHES, pp) * settings["max_num_batched_tokens"]
     stages = []
     start = 0
     partition = pipeline_partition(spec.num_layers, pp)
@@ -475,19 +588,23 @@ def evaluate_layout(spec, settings, tp, pp):
             "usable": usable,
             "weights": rank_weight_bytes(spec, settings["dtype"], tp, indexes, first, last, pp),
             "activation_peak": _activation_peak(spec, settings["dtype"], tp, indexes, last,
-                                                settings["max_num_batched_tokens"], settings["max_num_seqs"]),
+                                                settings["max_num_batched_tokens"], settings["max_num_seqs"], v2),
             "non_torch": _non_torch(tp, pp),
-            "cuda_graph": _cuda_graph(tp, count),
+            "cuda_graph": _cuda_graph(tp, count, settings["max_num_seqs"]),
         }
-        room = usable - memory["weights"] - memory["activation_peak"] - memory["non_torch"] - memory["cuda_graph"]
-        per_token = spec.kv_bytes_per_token(kv_bytes, tp, count)
-        blocks = max(0, room) // (per_token * BLOCK_SIZE)
+        room = usable - memory["weights"] - memory["activation_peak"] - memory["non_torch"]
+        # Model Runner V2 captures CUDA graphs after sizing the KV cache, outside the budget (fixtures: KV = usable -
+        # weights - peak activation - non-torch for every dense model); the V1 runner subtracts its estimate first
+        # (fixture: Mixtral-8x7B, "Estimated CUDA graph memory: 0.39 GiB" comes off its KV cache).
+        if not v2:
+            room -= memory["cuda_graph"]
         memory["kv_cache"] = max(0, room)
+        tokens, concurrency = kv_cache_capacity(spec, kv_bytes, tp, indexes, memory["kv_cache"], max_model_len, in_flight)
         stages.append({"stage": stage, "layers": count, "memory": memory, "room": room,
-                       "kv_bytes_per_token": per_token, "tokens": int(blocks * BLOCK_SIZE)})
+                       "kv_bytes_per_token": spec.kv_bytes_per_token(kv_bytes, tp, count),
+                       "tokens": tokens, "concurrency": concurrency})
     binding = min(stages, key=lambda item: (item["tokens"], item["room"]))
     tokens = binding["tokens"]
-    max_model_len = settings["max_model_len"]
     return {
         "tensor_parallel_size": tp,
         "pipeline_parallel_size": pp,
@@ -498,7 +615,7 @@ def evaluate_layout(spec, settings, tp, pp):
         "memory_per_gpu": binding["memory"],
         "shortfall_bytes": max(0, -binding["room"]),
         "kv_cache_tokens": tokens,
-        "max_concurrency": tokens / float(max_model_len),
+        "max_concurrency": binding["concurrency"],
         "holds_one_sequence": tokens >= max_model_len,
         "meets_targets": tokens >= max_model_len * settings["min_concurrency"] and binding["room"] > 0,
         "stages": stages,
@@ -521,17 +638,15 @@ def summarize_layout(layout):
 # Choosing a layout
 # --------------------------------------------------------------------------------------------
 
-def _powers_of_two(limit):
-    value = 1
-    while value <= limit:
-        yield value
-        value *= 2
-
-
 def tp_problem(spec, tp):
-    """Why ``tp`` cannot shard this model in vLLM, or None."""
-    if tp < 1 or tp & (tp - 1):
-        return "tensor_parallel_size=%d must be a power of two" % tp
+    """Why ``tp`` cannot shard this model in vLLM, or None.
+
+    vLLM's rule: the attention heads split evenly (ModelConfig.verify_with_parallel_config), and the KV heads split
+    evenly or are replicated evenly (QKVParallelLinear: divide(num_kv_heads, tp) or divide(tp, num_kv_heads)); a
+    power of two is not required. MoE experts split their intermediate size (FusedMoE: divide(intermediate, tp)).
+    """
+    if tp < 1:
+        return "tensor_parallel_size=%d must be at least 1" % tp
     if spec.num_heads % tp:
         return "tensor_parallel_size=%d does not divide the %d attention heads" % (tp, spec.num_heads)
     if not spec.is_mla and spec.num_kv_heads % tp and tp % spec.num_kv_heads:
@@ -542,7 +657,7 @@ def tp_problem(spec, tp):
 
 
 def valid_tensor_parallel_sizes(spec, gpus_per_node):
-    return [tp for tp in _powers_of_two(gpus_per_node) if tp_problem(spec, tp) is None]
+    return [tp for tp in range(1, gpus_per_node + 1) if tp_problem(spec, tp) is None]
 
 
 def search_layout(spec, settings):
@@ -615,7 +730,7 @@ def _gib(value):
 def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=None, dtype=None, kv_cache_dtype="auto",
          gpus_per_node=None, max_nodes=None, max_model_len=None, min_concurrency=None, gpu_memory_utilization=None,
          max_num_seqs=None, max_num_batched_tokens=None, tensor_parallel_size=None, pipeline_parallel_size=None,
-         replicas=None, served_model_name=None):
+         replicas=None, served_model_name=None, revision=None):
     """The full gpu_sizing result (see docs/conventions.md) for one model and one GPU type.
 
     None means the default: max_nodes 8, min_concurrency 1, replicas 1, vLLM's defaults for the rest.
@@ -637,6 +752,7 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         raise SizingError("gpu", "set gpu (a catalog product or GFD label) or gpu_memory_gib")
 
     dtype = spec.native_dtype if dtype in (None, "auto") else normalize_dtype(dtype)
+    check_servable_dtype(spec, model_id, dtype)
     kv_cache_dtype = str(kv_cache_dtype or "auto").lower()
     if kv_cache_dtype not in KV_CACHE_DTYPES:
         raise SizingError("kv_cache_dtype", "kv_cache_dtype=%r is not supported; allowed: %s" % (kv_cache_dtype, ", ".join(KV_CACHE_DTYPES)))
@@ -688,12 +804,11 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
     _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, replicas, fits)
 
     memory = dict(layout["memory_per_gpu"])
-    vllm_args = _vllm_args(spec, settings, layout, served_model_name)
     warnings = _dedupe(warnings)
     advice = _dedupe(advice)
     kv_whole = spec.kv_bytes_per_token(kv_dtype_bytes(spec, dtype, kv_cache_dtype))
     result = {
-        "model": spec.describe(model_id, hf_id, dtype),
+        "model": dict(spec.describe(model_id, hf_id, dtype), revision=revision or "main"),
         "params": spec.params,
         "active_params": spec.active_params,
         "weights_bytes": weights_bytes(spec, dtype),
@@ -704,6 +819,7 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
             "nodes": layout["nodes"],
             "gpus_per_node": gpus_per_node,
             "gpus_per_replica": layout["gpus_per_replica"],
+            "gpus_per_pod": layout["gpus_per_pod"],
             "replicas": replicas,
             "total_gpus": layout["gpus_per_replica"] * replicas,
             "gpu": gpu_label,
@@ -711,7 +827,9 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
             "gpu_memory_gib": round(memory_bytes / float(GIB), 2),
             "dtype": dtype,
             "kv_cache_dtype": kv_cache_dtype,
+            "checkpoint_dtype": spec.native_dtype,
             "quantization": _quantization(spec, dtype),
+            "quantize_online": dtype == "fp8" and spec.native_dtype in FLOAT_DTYPES,
             "max_model_len": max_model_len,
             "min_concurrency": min_concurrency,
             "max_num_seqs": settings["max_num_seqs"],
@@ -726,10 +844,12 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         "kv_cache_tokens": layout["kv_cache_tokens"],
         "max_concurrency": round(layout["max_concurrency"], 2),
         "fits": fits,
-        "vllm_args": vllm_args,
+        "vllm_args": [],
         "warnings": warnings,
         "advice": advice,
     }
+    result["vllm_args"] = engines.vllm_plan_flags(result) + (
+        ["--served-model-name=%s" % served_model_name] if served_model_name else [])
     return result
 
 
@@ -741,34 +861,37 @@ def _dedupe(items):
     return seen
 
 
+def check_servable_dtype(spec, model_id, dtype):
+    """Refuse a precision vLLM cannot serve this checkpoint at.
+
+    A dtype means "serve this checkpoint at this precision": a float checkpoint can be served at any
+    float precision or quantized online to FP8 (the one method vLLM can apply to unquantized weights);
+    INT8/INT4 need a checkpoint quantized offline (AWQ, GPTQ, compressed-tensors), and a quantized
+    checkpoint is served at its own precision.
+    """
+    native = spec.native_dtype
+    if native in FLOAT_DTYPES:
+        if dtype in ("int8", "int4"):
+            raise SizingError("dtype", "dtype=%r: %s is a %s checkpoint and vLLM can only quantize unquantized weights online to fp8; "
+                              "plan with a pre-quantized model (an AWQ, GPTQ or compressed-tensors checkpoint, e.g. a '...-AWQ' "
+                              "repository, as a config.json path with hub_id) or use dtype=fp8" % (dtype, model_id, native))
+        return
+    if dtype != native:
+        raise SizingError("dtype", "dtype=%r: %s is already quantized (%s, %s) and vLLM serves it at that precision; "
+                          "use dtype=auto (or %s), or plan the unquantized checkpoint" % (dtype, model_id, native,
+                                                                                         _checkpoint_method(spec) or native, native))
+
+
+def _checkpoint_method(spec):
+    quant = spec.quantization_config if isinstance(spec.quantization_config, dict) else {}
+    return str(quant.get("quant_method") or "") or None
+
+
 def _quantization(spec, dtype):
-    if dtype not in _VLLM_QUANTIZATION:
-        return None
-    if spec.quantization_config and spec.native_dtype == dtype:
-        return str(spec.quantization_config.get("quant_method") or _VLLM_QUANTIZATION[dtype])
-    return _VLLM_QUANTIZATION[dtype]
-
-
-def _vllm_args(spec, settings, layout, served_model_name):
-    args = [
-        "--tensor-parallel-size=%d" % layout["tensor_parallel_size"],
-        "--pipeline-parallel-size=%d" % layout["pipeline_parallel_size"],
-        "--max-model-len=%d" % settings["max_model_len"],
-        "--gpu-memory-utilization=%s" % settings["gpu_memory_utilization"],
-        "--max-num-seqs=%d" % settings["max_num_seqs"],
-        "--max-num-batched-tokens=%d" % settings["max_num_batched_tokens"],
-    ]
-    dtype = settings["dtype"]
-    if dtype in _VLLM_DTYPE_NAMES and dtype != spec.native_dtype:
-        args.append("--dtype=%s" % _VLLM_DTYPE_NAMES[dtype])
-    # Only an unquantized checkpoint needs the flag; vLLM reads a quantized one's method from its config.
-    if dtype == "fp8" and spec.native_dtype != "fp8":
-        args.append("--quantization=fp8")
-    if settings["kv_cache_dtype"] != "auto":
-        args.append("--kv-cache-dtype=%s" % settings["kv_cache_dtype"])
-    if served_model_name:
-        args.append("--served-model-name=%s" % served_model_name)
-    return args
+    """The quantization method vLLM will run: the checkpoint's own, or fp8 applied online."""
+    if spec.native_dtype not in FLOAT_DTYPES:
+        return _checkpoint_method(spec) or spec.native_dtype
+    return "fp8" if dtype == "fp8" else None
 
 
 def _variant(spec, settings, **changes):
@@ -866,12 +989,9 @@ def _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, repli
             warnings.append("%s has no FP8 tensor cores: vLLM runs FP8 weights weight-only (Marlin), saving memory but not compute" % gpu_label)
         if settings["kv_cache_dtype"] != "auto":
             warnings.append("%s has no FP8 tensor cores: an FP8 KV cache saves memory but some attention backends do not support it there" % gpu_label)
-    if settings["dtype"] in ("int4", "int8") and spec.native_dtype != settings["dtype"]:
-        warnings.append("dtype=%s needs a pre-quantized checkpoint (%s): vLLM reads the method from its config.json"
-                        % (settings["dtype"], "AWQ or GPTQ" if settings["dtype"] == "int4" else "W8A8 compressed-tensors"))
     if layout["nodes"] > 1:
         warnings.append("the layout spans %d nodes (TP%d inside each, PP%d across): use InfiniBand/RoCE between them; pipeline traffic over TCP is slow"
                         % (layout["nodes"], tp, pp))
-    if spec.sliding_window and spec.sliding_window < settings["max_model_len"]:
+    if spec.sliding_window and spec.window_layers is None and spec.sliding_window < settings["max_model_len"]:
         warnings.append("the model uses sliding-window attention (window %d): the KV estimate treats every layer as full attention, "
                         "so vLLM may hold more tokens than predicted" % spec.sliding_window)

@@ -191,7 +191,9 @@ def _container(base, gpus, volume_mounts, extra_env, rdma, resources):
 
 
 def _pod_spec(spec, container, pod_extra):
-    pod = {"containers": [container]}
+    # No Docker-link env: a Service named "vllm" would inject VLLM_PORT=tcp://..., which vLLM reads as its
+    # own setting and refuses (vllm/envs.py in v0.29.0).
+    pod = {"containers": [container], "enableServiceLinks": False}
     pod.update(gpu_scheduling(spec.get("gpu_labels"), spec.get("tolerate_gpu_taint", True),
                               spec.get("tolerations"), spec.get("node_selector")))
     pod["volumes"] = [shm_volume(spec.get("shm_size")), cache_volume((spec.get("cache") or {}).get("pvc_name"))]

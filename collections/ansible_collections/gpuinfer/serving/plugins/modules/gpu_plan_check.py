@@ -70,6 +70,11 @@ options:
       - Treat a missing or not-ready GPU Operator ClusterPolicy as an error rather than a warning.
     type: bool
     default: false
+  engine_image:
+    description:
+      - The engine image the workload will run, such as C(vllm/vllm-openai:v0.29.0). When the CUDA release it is built
+        on is known, nodes (or hosts) whose NVIDIA driver is older than that CUDA needs are an error (C(DRIVER_TOO_OLD)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -187,6 +192,7 @@ def run_module():
             replicas=dict(type="int"),
             shm_size_bytes=dict(type="raw", aliases=["shm_size"]),
             require_gpu_operator=dict(type="bool", default=False),
+            engine_image=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -209,6 +215,7 @@ def run_module():
             replicas=params["replicas"],
             shm_size_bytes=shm_size,
             require_gpu_operator=params["require_gpu_operator"],
+            engine_image=params.get("engine_image"),
         )
     except PlanCheckError as exc:
         module.fail_json(msg="gpu_plan_check: %s" % exc)

@@ -54,13 +54,26 @@ options:
         Phi-3 mini 4k, DeepSeek-V3 and DeepSeek-R1."
     type: str
     required: true
+  hub_id:
+    description:
+      - Hugging Face repository id the engine and the model cache download, such as C(Qwen/Qwen3-30B-A3B).
+      - Needed to deploy a model given as a C(config.json) path (planning alone does not need it); for a catalog id it
+        defaults to that id and may name a mirror of it instead.
+    type: str
+  revision:
+    description:
+      - Revision of O(hub_id) to download and serve (a branch, tag or commit sha; pin a sha for reproducible weights).
+    type: str
+    default: main
   dtype:
     description:
       - Weight format. C(auto) takes the config's own (C(torch_dtype), or C(fp8) for a checkpoint shipping an FP8
         C(quantization_config) such as DeepSeek-V3).
       - C(fp8) quantizes the linear layers to 8 bits (embeddings, lm_head, norms and MoE routers stay 16-bit, as in vLLM).
       - C(int8) is W8A8 and C(int4) AWQ/GPTQ with one fp16 scale and a 4-bit zero point per group of 128 weights;
-        both need a pre-quantized checkpoint.
+        both need a checkpoint quantized offline (its C(quantization_config) says which), so they are refused for a
+        float checkpoint. A quantized checkpoint is served at its own precision only. C(fp8) on a float checkpoint
+        quantizes online (C(--quantization=fp8)), the one method vLLM can apply at load time.
     type: str
     default: auto
     choices: [auto, bf16, bfloat16, fp16, float16, fp32, float32, fp8, int8, int4]
@@ -185,9 +198,11 @@ EXAMPLES = r"""
     fail_on_no_fit: false
   register: sizing_405b
 
-- name: Size a local checkpoint's config.json in FP8 with an FP8 KV cache
+- name: Size a model outside the catalog from its config.json, in FP8 with an FP8 KV cache, deployable from the Hub
   gpuinfer.serving.gpu_sizing:
-    model: /models/my-finetune
+    model: /models/my-finetune/config.json
+    hub_id: my-org/my-finetune
+    revision: 0123456789abcdef0123456789abcdef01234567
     gpu: H200
     dtype: fp8
     kv_cache_dtype: fp8
@@ -198,8 +213,8 @@ model:
   description: What the planner read from the config.
   returned: always
   type: dict
-  sample: {id: meta-llama/Llama-3.1-70B-Instruct, hf_id: meta-llama/Llama-3.1-70B-Instruct, architecture: LlamaForCausalLM,
-           num_layers: 80, num_attention_heads: 64, num_kv_heads: 8, max_position_embeddings: 131072, dtype: bf16}
+  sample: {id: meta-llama/Llama-3.1-70B-Instruct, hf_id: meta-llama/Llama-3.1-70B-Instruct, revision: main,
+           architecture: LlamaForCausalLM, num_layers: 80, num_attention_heads: 64, num_kv_heads: 8, max_position_embeddings: 131072, dtype: bf16}
 params:
   description: Total parameter count (multi-token-prediction layers excluded).
   returned: always
@@ -275,23 +290,26 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
 
 
-def resolve_model(name):
-    """(reported id, catalog/hub id, ModelSpec) for a catalog id or a config.json path."""
+def resolve_model(name, hub_id=None):
+    """(reported id, hub id or None, ModelSpec) for a catalog id or a config.json path.
+
+    A config.json path does not say which repository it came from (its _name_or_path is often a local
+    folder), so its hub id is only what the user gives.
+    """
     looks_like_path = os.path.exists(name) or name.endswith(".json") or name.startswith(("/", "./", "../"))
     if looks_like_path:
         config = sizing.load_config_path(name)
-        hub_id = config.get("_name_or_path") or name
-        return name, hub_id, sizing.ModelSpec(config, source=name)
+        return name, hub_id or None, sizing.ModelSpec(config, source=name)
     try:
         hf_id, config = model_catalog.lookup(name)
     except model_catalog.UnknownModelError as exc:
         raise sizing.SizingError("model", str(exc))
-    return hf_id, hf_id, sizing.ModelSpec(config, source="catalog:%s" % hf_id)
+    return hf_id, hub_id or hf_id, sizing.ModelSpec(config, source="catalog:%s" % hf_id)
 
 
 def size(params):
     """The gpu_sizing result for the module's parameters (raises sizing.SizingError on bad input)."""
-    model_id, hub_id, spec = resolve_model(params["model"])
+    model_id, hub_id, spec = resolve_model(params["model"], params.get("hub_id"))
     gpu_name, gpu_spec = None, None
     if params.get("gpu"):
         try:
@@ -316,6 +334,7 @@ def size(params):
         pipeline_parallel_size=params.get("pipeline_parallel_size"),
         replicas=params.get("replicas"),
         served_model_name=params.get("served_model_name"),
+        revision=params.get("revision"),
     )
 
 
@@ -323,6 +342,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             model=dict(type="str", required=True),
+            hub_id=dict(type="str"),
+            revision=dict(type="str", default="main"),
             dtype=dict(type="str", default="auto", choices=["auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32", "fp8", "int8", "int4"]),
             kv_cache_dtype=dict(type="str", default="auto", choices=list(sizing.KV_CACHE_DTYPES)),
             gpu=dict(type="str"),

@@ -7,12 +7,14 @@ import shlex
 import pytest
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils.engines import (
-    EngineError, nim_containers, vllm_containers, vllm_engine_args)
+    EngineError, hf_cache_env, hf_download_args, image_driver_requirement, nim_containers, vllm_containers,
+    vllm_engine_args, vllm_plan_flags)
 
-PLAN = {"model": {"hf_id": "org/model"}, "plan": {
+# FP8 planned for a BF16 checkpoint: vLLM quantizes online.
+PLAN = {"model": {"hf_id": "org/model", "native_dtype": "bf16"}, "plan": {
     "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2, "gpus_per_node": 8, "max_model_len": 8192,
     "gpu_memory_utilization": 0.9, "max_num_seqs": 32, "max_num_batched_tokens": 2048, "kv_cache_dtype": "fp8",
-    "quantization": "fp8"}}
+    "dtype": "fp8", "checkpoint_dtype": "bf16", "quantization": "fp8", "quantize_online": True}}
 PROBE = {"period_seconds": 10, "failure_threshold": 500}
 
 
@@ -27,8 +29,58 @@ def test_engine_args_come_from_the_plan():
     args = vllm_engine_args(PLAN, "m", "/models", ["--enforce-eager"])
     assert args == ["--tensor-parallel-size=8", "--pipeline-parallel-size=2", "--max-model-len=8192",
                     "--gpu-memory-utilization=0.9", "--max-num-seqs=32", "--max-num-batched-tokens=2048",
-                    "--kv-cache-dtype=fp8", "--quantization=fp8", "--served-model-name=m", "--download-dir=/models",
+                    "--quantization=fp8", "--kv-cache-dtype=fp8", "--served-model-name=m", "--download-dir=/models",
                     "--port=8000", "--enforce-eager"]
+
+
+@pytest.mark.parametrize("sizing, expected", [
+    # A pre-quantized checkpoint: vLLM reads the method from its config, so no --quantization.
+    ({"dtype": "int4", "checkpoint_dtype": "int4", "quantization": "awq", "quantize_online": False}, []),
+    ({"dtype": "int8", "checkpoint_dtype": "int8", "quantization": "compressed-tensors", "quantize_online": False}, []),
+    ({"dtype": "fp8", "checkpoint_dtype": "fp8", "quantization": "fp8", "quantize_online": False}, []),
+    ({"dtype": "fp16", "checkpoint_dtype": "bf16", "quantization": None, "quantize_online": False}, ["--dtype=float16"]),
+    ({"dtype": "fp8", "checkpoint_dtype": "bf16", "quantization": "fp8", "quantize_online": True}, ["--quantization=fp8"]),
+])
+def test_quantization_flag_only_for_online_fp8(sizing, expected):
+    flags = vllm_plan_flags({"plan": dict(PLAN["plan"], **sizing)})
+    assert [f for f in flags if f.split("=")[0] in ("--quantization", "--dtype")] == expected
+
+
+def test_plans_written_before_quantize_online_still_get_the_right_flags():
+    old = {"model": {"native_dtype": "int4"}, "plan": dict(PLAN["plan"], dtype="int4", quantization="awq")}
+    for key in ("quantize_online", "checkpoint_dtype"):
+        old["plan"].pop(key)
+    assert not [f for f in vllm_plan_flags(old) if f.startswith("--quantization")]
+
+
+@pytest.mark.parametrize("bad", ["--enforce-eager", {"a": 1}, 3])
+def test_extra_args_must_be_a_list(bad):
+    with pytest.raises(EngineError, match="vllm_extra_args must be a list"):
+        vllm_engine_args(PLAN, "m", "/models", bad)
+
+
+def test_engine_and_download_job_share_one_cache_layout():
+    container = vllm_containers(vllm_spec(nodes=1, offline=True, revision="abc123"))["leader"]
+    env = dict((item["name"], item.get("value")) for item in container["env"])
+    download = hf_download_args("org/model", "abc123", "/models/")
+    assert download[download.index("--cache-dir") + 1] == env["HF_HUB_CACHE"] == "/models"
+    assert "--download-dir=/models" in container["args"] and "--revision=abc123" in container["args"]
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert dict((e["name"], e["value"]) for e in hf_cache_env("/models")) == dict(
+        (k, v) for k, v in env.items() if k.startswith("HF_") and k not in ("HF_HUB_OFFLINE", "HF_TOKEN"))
+    online = vllm_containers(vllm_spec(nodes=1))["leader"]
+    assert "HF_HUB_OFFLINE" not in [item["name"] for item in online["env"]]
+
+
+def test_download_needs_a_repository_id():
+    with pytest.raises(EngineError, match="hub_id"):
+        hf_download_args(None, "main", "/models")
+
+
+def test_driver_requirement_of_the_pinned_vllm_image():
+    assert image_driver_requirement("vllm/vllm-openai:v0.29.0") == {
+        "image": "vllm/vllm-openai:v0.29.0", "cuda": "13.0", "min_driver_major": 580}
+    assert image_driver_requirement("example.com/custom:1") is None
 
 
 @pytest.mark.parametrize("flag", ["--tensor-parallel-size=4", "--max-model-len", "--headless"])
@@ -57,14 +109,11 @@ def test_mp_launch_uses_lws_variables_and_headless_workers():
     assert leader["startupProbe"]["failureThreshold"] == 500 and "startupProbe" not in worker
 
 
-def test_ray_launch_waits_for_the_group_then_serves_with_ray():
+def test_no_ray_anywhere_in_a_multi_node_launch():
     result = vllm_containers(vllm_spec(launch_mode="ray"))
-    script = result["leader"]["args"][0]
-    assert script.index("ray start --head") < script.index("LWS_GROUP_SIZE") < script.index("exec vllm serve")
-    serve = shlex.split(script.strip().splitlines()[-1])
-    assert serve[:4] == ["exec", "vllm", "serve", "org/model"]
-    assert "--distributed-executor-backend=ray" in serve
-    assert "--address=\"$LWS_LEADER_ADDRESS:6379\" --block" in result["worker"]["args"][0]
+    for container in (result["leader"], result["worker"]):
+        assert container["command"] == ["vllm", "serve"]
+        assert not [arg for arg in container["args"] if "ray" in arg]
 
 
 def test_single_node_has_no_worker_and_no_secret_when_unset():
@@ -74,11 +123,6 @@ def test_single_node_has_no_worker_and_no_secret_when_unset():
     assert "HF_TOKEN" not in [item["name"] for item in result["leader"]["env"]]
 
 
-def test_unknown_launch_mode_fails():
-    with pytest.raises(EngineError, match="vllm_launch_mode"):
-        vllm_containers(vllm_spec(launch_mode="slurm"))
-
-
 def nim_spec(**changes):
     spec = {"image": "nvcr.io/nim/org/model:2", "plan": PLAN, "served_model_name": "m", "cache_path": "/model-store",
             "ngc_secret": "ngc", "nodes": 2, "probe": PROBE}
@@ -86,23 +130,39 @@ def nim_spec(**changes):
     return spec
 
 
-def test_nim_multi_node_env():
+def test_nim_multi_node_forms_a_ray_group():
     result = nim_containers(nim_spec(model_profile="vllm-bf16-tp8-pp2"))
-    leader = {item["name"]: item for item in result["leader"]["env"]}
-    worker = {item["name"]: item for item in result["worker"]["env"]}
-    assert leader["NIM_LEADER_ROLE"]["value"] == "1" and worker["NIM_LEADER_ROLE"]["value"] == "0"
-    assert leader["NIM_MODEL_PROFILE"]["value"] == "vllm-bf16-tp8-pp2"
-    assert leader["NIM_NUM_COMPUTE_NODES"]["value"] == "2"
-    assert "worker-index" in worker["NIM_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
-    assert shlex.split(leader["NIM_PASSTHROUGH_ARGS"]["value"]) == [
-        "--gpu-memory-utilization=0.9", "--max-num-seqs=32", "--max-num-batched-tokens=2048", "--kv-cache-dtype=fp8"]
-    assert result["leader"]["startupProbe"]["httpGet"]["path"] == "/v1/health/ready"
-    assert result["leader"]["livenessProbe"]["httpGet"]["path"] == "/v1/health/live"
+    leader, worker = result["leader"], result["worker"]
+    # As NVIDIA's NIM Operator renders them: args for the image's entrypoint, Ray port on both pods.
+    assert "command" not in leader and "command" not in worker
+    assert leader["args"] == ["nim-serve-ray", "--head", "--port", "6379"]
+    assert worker["args"] == ["nim-serve-ray", "--head-address", "$(LWS_LEADER_ADDRESS):6379"]
+    assert {"name": "ray", "containerPort": 6379, "protocol": "TCP"} in leader["ports"] == [leader["ports"][0]] + worker["ports"]
+    env = {item["name"]: item for item in leader["env"]}
+    assert env == {item["name"]: item for item in worker["env"]}
+    assert env["NIM_MODEL_PROFILE"]["value"] == "vllm-bf16-tp8-pp2"
+    # NIM 2.x documents no NIM_TENSOR_PARALLEL_SIZE: the size goes through the documented pass-through.
+    assert "NIM_TENSOR_PARALLEL_SIZE" not in env and env["NIM_PIPELINE_PARALLEL_SIZE"]["value"] == "2"
+    # Variables the NIM 2.x env-var reference does not list are gone.
+    assert not set(env) & {"NIM_MULTI_NODE", "NIM_LEADER_ROLE", "NIM_NODE_RANK"}
+    assert env["NIM_NUM_COMPUTE_NODES"]["value"] == "2" and env["NIM_JSONL_LOGGING"]["value"] == "0"
+    assert shlex.split(env["NIM_PASSTHROUGH_ARGS"]["value"]) == [
+        "--tensor-parallel-size=8", "--gpu-memory-utilization=0.9", "--max-num-seqs=32", "--max-num-batched-tokens=2048",
+        "--kv-cache-dtype=fp8"]
+    assert leader["startupProbe"]["httpGet"]["path"] == "/v1/health/ready"
+    assert leader["livenessProbe"]["httpGet"]["path"] == "/v1/health/live"
+    assert "startupProbe" not in worker
+
+
+def test_nim_single_node_keeps_the_image_entrypoint():
+    leader = nim_containers(nim_spec(nodes=1))["leader"]
+    assert "command" not in leader and "args" not in leader
 
 
 def test_nim_without_passthrough_refuses_extra_args():
     plain = nim_containers(nim_spec(nodes=1, passthrough=False))
-    assert "NIM_PASSTHROUGH_ARGS" not in [item["name"] for item in plain["leader"]["env"]]
+    names = [item["name"] for item in plain["leader"]["env"]]
+    assert "NIM_PASSTHROUGH_ARGS" not in names and "NIM_TENSOR_PARALLEL_SIZE" in names
     with pytest.raises(EngineError, match="NIM_PASSTHROUGH_ARGS"):
         nim_containers(nim_spec(passthrough=False, extra_args=["--enforce-eager"]))
     with pytest.raises(EngineError, match="nim_ngc_secret"):

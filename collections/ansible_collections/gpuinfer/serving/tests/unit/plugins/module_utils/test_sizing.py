@@ -189,8 +189,9 @@ def test_memory_breakdown_adds_up_and_tokens_fill_whole_blocks():
     memory = result["memory_per_gpu"]
     assert memory["total"] == gpu_catalog.GPUS["H100-80GB"]["memory_bytes"]
     assert memory["usable"] == int(memory["total"] * 0.92)
-    assert memory["kv_cache"] == (memory["usable"] - memory["weights"] - memory["activation_peak"]
-                                  - memory["non_torch"] - memory["cuda_graph"])
+    # A dense bf16 model runs on vLLM's Model Runner V2, which captures CUDA graphs outside the KV budget.
+    assert memory["kv_cache"] == (memory["usable"] - memory["weights"] - memory["activation_peak"] - memory["non_torch"])
+    assert memory["cuda_graph"] > 0
     assert result["kv_cache_tokens"] % 16 == 0
     blocks = memory["kv_cache"] // (16 * 131072)
     assert result["kv_cache_tokens"] == blocks * 16
@@ -227,10 +228,10 @@ def test_70b_fp16_on_a100_tp2_holds_too_little_kv_cache_so_tp4():
     result = plan_for("llama-3.1-70b", "A100-80GB")
     assert layout(result) == (4, 1, 1) and result["fits"]
     tp2 = [alt for alt in result["plan"]["alternatives"] if alt["tensor_parallel_size"] == 2][0]
-    # The common "TP=2" answer: 65.7 GiB of weights per 79 GiB GPU leaves ~3.6 GiB for KV cache, ~23.6k tokens,
+    # The common "TP=2" answer: 65.7 GiB of weights per 79 GiB GPU leaves ~5 GiB for KV cache, ~34k tokens,
     # not even one 128k-token request.
-    assert tp2["kv_cache_gib_per_gpu"] < 5
-    assert 20000 < tp2["kv_cache_tokens"] < 30000
+    assert tp2["kv_cache_gib_per_gpu"] < 6
+    assert 25000 < tp2["kv_cache_tokens"] < 40000
     assert not tp2["meets_targets"]
     assert any(line.startswith("TP2 x PP1 leaves") and "%d tokens" % tp2["kv_cache_tokens"] in line for line in result["advice"])
     assert result["kv_cache_tokens"] > 400000
@@ -330,7 +331,7 @@ def test_concurrency_short_suggests_shorter_context():
 # ----- validation -----
 
 @pytest.mark.parametrize("options, field, words", [
-    ({"tensor_parallel_size": 3}, "tensor_parallel_size", "power of two"),
+    ({"tensor_parallel_size": 3}, "tensor_parallel_size", "does not divide the 64 attention heads"),
     ({"tensor_parallel_size": 16, "gpus_per_node": 8}, "tensor_parallel_size", "exceeds gpus_per_node"),
     ({"pipeline_parallel_size": 200}, "pipeline_parallel_size", "exceeds the model's 80 layers"),
     ({"max_model_len": 0}, "max_model_len", "positive integer"),

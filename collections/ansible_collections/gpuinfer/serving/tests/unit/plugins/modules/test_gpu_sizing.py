@@ -71,7 +71,7 @@ def test_no_fit_reports_when_asked_not_to_fail(capsys):
 @pytest.mark.parametrize("args, words", [
     ({"model": "llama-3-70b-instruct", "gpu": "A100-80GB"}, ["field: model", "close matches: meta-llama/Llama-3"]),
     ({"model": "llama-3.1-70b", "gpu": "V100"}, ["field: gpu", "allowed: A100-40GB", "A10G"]),
-    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "tensor_parallel_size": 6}, ["field: tensor_parallel_size", "power of two"]),
+    ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "tensor_parallel_size": 6}, ["field: tensor_parallel_size", "does not divide the 64 attention heads"]),
     ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "max_model_len": -5}, ["field: max_model_len", "positive integer"]),
     ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "gpu_memory_gib": 0}, ["field: gpu_memory_gib", "positive number"]),
     ({"model": "llama-3.1-70b", "gpu": "A100-80GB", "max_nodes": 0}, ["field: max_nodes", "positive integer"]),
@@ -92,9 +92,23 @@ def test_config_path_and_folder(capsys, tmp_path):
     code, from_folder = run_module(capsys, model=str(tmp_path), gpu="L4")
     assert code == 0
     assert from_folder["params"] == 7615616512
-    assert from_folder["model"]["hf_id"] == "Qwen/Qwen2.5-7B-Instruct"
+    # A config.json does not say which repository it came from (_name_or_path is often a local folder):
+    # the path must never become the model id the engine and the download Job receive.
+    assert from_folder["model"]["hf_id"] is None
+    assert not [arg for arg in from_folder["vllm_args"] if str(tmp_path) in arg]
     _code, from_file = run_module(capsys, model=str(tmp_path / "config.json"), gpu="L4")
     assert from_file["plan"] == from_folder["plan"]
+
+
+def test_config_path_deploys_the_hub_id_and_revision_given(capsys, tmp_path):
+    config = gpu_sizing.model_catalog.MODELS["Qwen/Qwen3-30B-A3B"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code, result = run_module(capsys, model=str(tmp_path / "config.json"), gpu="H100", hub_id="Qwen/Qwen3-30B-A3B",
+                              revision="ad44e777bcd18fa416d9da3bd8f70d33ebb85d39")
+    assert code == 0
+    assert result["model"]["id"] == str(tmp_path / "config.json")
+    assert result["model"]["hf_id"] == "Qwen/Qwen3-30B-A3B"
+    assert result["model"]["revision"] == "ad44e777bcd18fa416d9da3bd8f70d33ebb85d39"
 
 
 def test_malformed_config_fails_cleanly(capsys, tmp_path):

@@ -1,0 +1,181 @@
+"""Check rendered objects against the upstream contracts in this folder.
+
+Each function returns a list of violations (strings naming the object, the setting and the contract);
+an empty list means every flag, env var, command, metric or values key is in the pinned release.
+The contracts are data extracted from the upstream sources (see README.md); the pinned versions are
+read from the roles' defaults, so bumping a pin without refreshing its contract fails here.
+"""
+
+import json
+import pathlib
+import re
+
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ROLES = ROOT / "collections" / "ansible_collections" / "gpuinfer" / "serving" / "roles"
+
+# Kubernetes expands $(VAR) in args; a flag's name is what comes before "=".
+_FLAG = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9-]*)")
+
+
+def role_default(role, variable):
+    return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())[variable]
+
+
+def pinned_versions():
+    """The upstream versions the roles pin, as the contract files name them."""
+    return {
+        "vllm": str(role_default("vllm", "vllm_image_tag")).lstrip("v"),
+        "gpu_operator": str(role_default("gpu_operator", "gpu_operator_chart_version")),
+        "nim": str(role_default("nim", "nim_image_tag")),
+    }
+
+
+def contract_path(name, version=None):
+    version = version or pinned_versions()[name]
+    if name == "vllm":
+        return HERE / "vllm" / ("vllm-%s.json" % version)
+    if name == "gpu_operator":
+        return HERE / "gpu_operator" / ("gpu-operator-%s.json" % version)
+    if name == "nim":
+        # NVIDIA documents NIM per minor release: 2.1.6 is covered by the 2.1 contract.
+        return HERE / "nim" / ("nim-%s.json" % ".".join(version.split(".")[:2]))
+    if name == "huggingface_hub":
+        return HERE / "huggingface_hub" / ("huggingface_hub-%s.json" % version)
+    raise KeyError(name)
+
+
+def load(name, version=None):
+    path = contract_path(name, version)
+    if not path.is_file():
+        raise FileNotFoundError("no %s contract for the pinned version at %s: run tests/contracts/refresh.py" % (name, path))
+    return json.loads(path.read_text())
+
+
+# The HF_* variables are read by huggingface_hub, not by vLLM: the release the pinned vLLM image
+# resolved (the newest on PyPI when vLLM 0.29.0 was released, 2026-09-09).
+HUGGINGFACE_HUB = "1.30.0"
+
+
+def hub_contract():
+    return load("huggingface_hub", HUGGINGFACE_HUB)
+
+
+def flag_names(args):
+    names = []
+    for arg in args or []:
+        match = _FLAG.match(str(arg))
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def _containers(obj):
+    """(where, container) for every container of a Deployment, LeaderWorkerSet or Job."""
+    spec = obj.get("spec") or {}
+    templates = []
+    if obj["kind"] in ("Deployment", "Job"):
+        templates.append(("", spec["template"]))
+    elif obj["kind"] == "LeaderWorkerSet":
+        lwt = spec["leaderWorkerTemplate"]
+        templates.append(("leader ", lwt.get("leaderTemplate") or lwt["workerTemplate"]))
+        templates.append(("worker ", lwt["workerTemplate"]))
+    for role, template in templates:
+        for container in template["spec"].get("containers", []) + template["spec"].get("initContainers", []):
+            yield "%s %s %scontainer %s" % (obj["kind"], obj["metadata"]["name"], role, container["name"]), container
+
+
+def _is_vllm(container):
+    return str(container.get("image", "")).split(":")[0].endswith("vllm/vllm-openai")
+
+
+def _is_nim(container):
+    return str(container.get("image", "")).startswith("nvcr.io/nim/")
+
+
+def _hf_violations(where, container, hub):
+    known = set(hub["env"])
+    return ["%s: env %s is not read by huggingface_hub %s" % (where, item["name"], hub["version"])
+            for item in container.get("env", []) if item["name"].startswith("HF_") and item["name"] not in known]
+
+
+def vllm_violations(objects, vllm=None, hub=None):
+    """vLLM serve flags and VLLM_*/HF_* variables of every vLLM container, against the pinned release."""
+    vllm = vllm or load("vllm")
+    hub = hub or hub_contract()
+    flags, env = set(vllm["flags"]) | set(vllm.get("flag_aliases", {})), set(vllm["env"])
+    found = []
+    for obj in objects:
+        for where, container in _containers(obj):
+            if not _is_vllm(container):
+                continue
+            command = container.get("command") or []
+            if command[:2] == ["vllm", "serve"]:
+                found.extend("%s: vllm serve %s is not a flag of vLLM %s" % (where, flag, vllm["version"])
+                             for flag in flag_names(container.get("args")) if flag not in flags)
+            found.extend("%s: env %s is not read by vLLM %s" % (where, item["name"], vllm["version"])
+                         for item in container.get("env", []) if item["name"].startswith("VLLM_") and item["name"] not in env)
+            found.extend(_hf_violations(where, container, hub))
+    return found
+
+
+def nim_violations(objects, nim=None):
+    """NIM_*/NGC_* variables and commands of every NIM container, against NVIDIA's docs for the pinned release."""
+    nim = nim or load("nim")
+    documented = set(item["name"] for item in nim["env"] if item.get("documented_2_0") or item.get("documented_2_1"))
+    commands = nim["commands"]
+    found = []
+    for obj in objects:
+        for where, container in _containers(obj):
+            if not _is_nim(container):
+                continue
+            for item in container.get("env", []):
+                if item["name"].startswith(("NIM_", "NGC_")) and item["name"] not in documented:
+                    found.append("%s: env %s is not in NVIDIA's NIM %s env reference" % (where, item["name"], nim["version"]))
+            action = (container.get("command") or []) + (container.get("args") or [])
+            if action:
+                name = action[0]
+                if name not in commands:
+                    found.append("%s: %s is not a NIM %s command" % (where, name, nim["version"]))
+                    continue
+                allowed = set(commands[name].get("flags", [])) | set(commands[name].get("flags_unsettled", []))
+                found.extend("%s: %s %s is not a documented flag" % (where, name, flag)
+                             for flag in flag_names(action[1:]) if flag not in allowed)
+    return found
+
+
+def _series(text):
+    return set(re.findall(r"\bvllm:[a-z_:]+", str(text)))
+
+
+def metric_violations(objects, vllm=None):
+    """Every vllm:* series a ServiceMonitor, HPA adapter rule or KEDA trigger names, against the pinned release."""
+    vllm = vllm or load("vllm")
+    metrics = set(vllm["metrics"])
+    found = []
+    for obj in objects:
+        for name in sorted(_series(json.dumps(obj))):
+            if name not in metrics:
+                found.append("%s %s: metric %s is not exported by vLLM %s" % (obj["kind"], obj["metadata"]["name"],
+                                                                              name, vllm["version"]))
+    return found
+
+
+def flatten(values, prefix=""):
+    keys = []
+    for key, value in (values or {}).items():
+        dotted = prefix + str(key)
+        keys.append(dotted)
+        if isinstance(value, dict):
+            keys.extend(flatten(value, dotted + "."))
+    return keys
+
+
+def gpu_operator_violations(values, chart=None):
+    """Every values key the role sets, against the pinned chart's values.yaml."""
+    chart = chart or load("gpu_operator")
+    known = set(chart["keys"])
+    return ["values key %s is not in gpu-operator %s values.yaml" % (key, chart["version"])
+            for key in flatten(values) if key not in known]

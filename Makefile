@@ -59,3 +59,31 @@ build-collection: setup
 
 clean:
 	rm -rf out/ collections/ansible_collections/gpuinfer/serving/tests/output
+
+# --- Execution environment, AWX / Automation Controller configuration, Galaxy (tests/ee, awx/) ---
+# `make ee` builds the EE from execution-environment.yml (podman: sudo tests/ee/install-podman.sh);
+# EE_BASE_IMAGE=local builds a Debian base here without any registry, or name an upstream EE base.
+EE_TAG ?= localhost/gpuinfer-serving-ee:latest
+EE_BASE_IMAGE ?= local
+.PHONY: ee ee-test awx-surveys awx-check galaxy-check changelog-lint
+
+ee: setup
+	EE_TAG=$(EE_TAG) EE_BASE_IMAGE=$(EE_BASE_IMAGE) tests/ee/build.sh
+
+# Builds the EE, then deploys through it to the simulated cluster (one pytest session, like make e2e).
+ee-test: setup
+	tests/cluster/sim.sh build
+	EE_TAG=$(EE_TAG) EE_BASE_IMAGE=$(EE_BASE_IMAGE) $(BIN)/python -m pytest -m ee -p no:xdist -q tests/ee
+
+# Regenerate awx/surveys.generated.yml from the roles' meta/argument_specs.yml.
+awx-surveys: setup
+	$(BIN)/python awx/surveys.py
+
+awx-check: setup
+	$(BIN)/python -m pytest -q -p no:xdist tests/unit/test_awx_config.py
+
+galaxy-check: setup
+	tests/ee/galaxy-check.sh
+
+changelog-lint: setup
+	cd collections/ansible_collections/gpuinfer/serving && $(abspath $(BIN))/antsibull-changelog lint

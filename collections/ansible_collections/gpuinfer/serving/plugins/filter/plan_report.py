@@ -18,6 +18,11 @@ options:
     description: The registered result of M(gpuinfer.serving.gpu_sizing).
     type: dict
     required: true
+  verification:
+    description:
+      - The result of the P(gpuinfer.serving.engine_verify#filter) filter; adds a "Verified" section with the
+        planned-vs-actual table.
+    type: dict
 author:
   - gpuinfer.serving maintainers
 """
@@ -36,13 +41,17 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.gpuinfer.serving.plugins.module_utils.engine_log import render_verification
 from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
 
 
-def plan_report(result):
+def plan_report(result, verification=None):
     if not isinstance(result, dict):
         raise AnsibleFilterError("plan_report expects the gpu_sizing result (a dict), got %s" % type(result).__name__)
-    return render_report(result)
+    lines = render_report(result)
+    if verification:
+        lines.extend([""] + render_verification(verification))
+    return lines
 
 
 class FilterModule(object):

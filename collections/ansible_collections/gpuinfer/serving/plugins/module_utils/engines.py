@@ -33,6 +33,9 @@ VLLM_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 QUANTIZED_DTYPES = ("fp8", "int8", "int4")
 
 
+# The vLLM release the roles pin (vllm_image_tag); the planner models this release's memory accounting.
+VLLM_VERSION = "0.29.0"
+
 # The CUDA each pinned engine image is built on (tests/contracts/ holds the evidence), and the oldest
 # Linux driver branch each CUDA release runs on (NVIDIA CUDA Toolkit release notes, "CUDA Toolkit and
 # Corresponding Driver Versions"). A driver older than that fails at the first CUDA call.

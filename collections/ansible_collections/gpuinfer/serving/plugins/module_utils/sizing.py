@@ -472,6 +472,23 @@ def kv_dtype_bytes(spec, dtype, kv_cache_dtype):
 # Per-GPU memory of one layout
 # --------------------------------------------------------------------------------------------
 
+def _version(text):
+    try:
+        return tuple(int(part) for part in str(text).lstrip("v").split(".")[:2])
+    except ValueError:
+        raise SizingError("vllm_version", "vllm_version=%r is not a release number such as 0.29.0" % (text,))
+
+
+def cuda_graphs_in_budget(vllm_version, v2):
+    """Whether the CUDA-graph memory comes off the KV cache before it is sized.
+
+    vLLM 0.27 and later estimate it in the profile run and subtract it on every runner
+    (gpu_worker.py determine_available_memory, VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS on by default);
+    in 0.26 only the V1 runner did (fixtures: the dense models' KV excludes it, Mixtral's includes it).
+    """
+    return _version(vllm_version) >= (0, 27) or not v2
+
+
 def runner_v2(spec, dtype):
     """Whether vLLM 0.26 runs the model on Model Runner V2: dense and unquantized models (vLLM #42665 gates the default on
     is_moe and is_quantized; fixtures: every dense model logs model_runner.py, Mixtral-8x7B the V1 gpu_model_runner.py)."""
@@ -596,7 +613,7 @@ def evaluate_layout(spec, settings, tp, pp):
         # Model Runner V2 captures CUDA graphs after sizing the KV cache, outside the budget (fixtures: KV = usable -
         # weights - peak activation - non-torch for every dense model); the V1 runner subtracts its estimate first
         # (fixture: Mixtral-8x7B, "Estimated CUDA graph memory: 0.39 GiB" comes off its KV cache).
-        if not v2:
+        if cuda_graphs_in_budget(settings["vllm_version"], v2):
             room -= memory["cuda_graph"]
         memory["kv_cache"] = max(0, room)
         tokens, concurrency = kv_cache_capacity(spec, kv_bytes, tp, indexes, memory["kv_cache"], max_model_len, in_flight)
@@ -730,7 +747,7 @@ def _gib(value):
 def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=None, dtype=None, kv_cache_dtype="auto",
          gpus_per_node=None, max_nodes=None, max_model_len=None, min_concurrency=None, gpu_memory_utilization=None,
          max_num_seqs=None, max_num_batched_tokens=None, tensor_parallel_size=None, pipeline_parallel_size=None,
-         replicas=None, served_model_name=None, revision=None):
+         replicas=None, served_model_name=None, revision=None, vllm_version=None):
     """The full gpu_sizing result (see docs/conventions.md) for one model and one GPU type.
 
     None means the default: max_nodes 8, min_concurrency 1, replicas 1, vLLM's defaults for the rest.
@@ -780,7 +797,10 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         "max_num_batched_tokens": max_num_batched_tokens or default_tokens,
         "tensor_parallel_size": tensor_parallel_size,
         "pipeline_parallel_size": pipeline_parallel_size,
+        # The release whose memory accounting the plan follows (the pinned image's by default).
+        "vllm_version": str(vllm_version or engines.VLLM_VERSION).lstrip("v"),
     }
+    _version(settings["vllm_version"])
     if tensor_parallel_size:
         problem = tp_problem(spec, tensor_parallel_size)
         if problem:
@@ -835,6 +855,7 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
             "max_num_seqs": settings["max_num_seqs"],
             "max_num_batched_tokens": settings["max_num_batched_tokens"],
             "gpu_memory_utilization": settings["gpu_memory_utilization"],
+            "vllm_version": settings["vllm_version"],
             "served_model_name": served_model_name or hf_id,
             "stage_layers": [stage["layers"] for stage in layout["stages"]],
             "alternatives": [summarize_layout(item) for item in tried],
@@ -877,9 +898,9 @@ def check_servable_dtype(spec, model_id, dtype):
                               "repository, as a config.json path with hub_id) or use dtype=fp8" % (dtype, model_id, native))
         return
     if dtype != native:
+        method = _checkpoint_method(spec) or native
         raise SizingError("dtype", "dtype=%r: %s is already quantized (%s, %s) and vLLM serves it at that precision; "
-                          "use dtype=auto (or %s), or plan the unquantized checkpoint" % (dtype, model_id, native,
-                                                                                         _checkpoint_method(spec) or native, native))
+                          "use dtype=auto (or %s), or plan the unquantized checkpoint" % (dtype, model_id, native, method, native))
 
 
 def _checkpoint_method(spec):

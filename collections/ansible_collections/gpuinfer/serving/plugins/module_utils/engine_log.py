@@ -265,9 +265,8 @@ def render_verification(verification):
         lines.append("  %-*s  %14s  %14s  %8s" % (width, "figure", "planned", "actual", "error"))
         for row in rows:
             error = "-" if row["error_pct"] is None else "%+.1f%%" % row["error_pct"]
-            lines.append("  %-*s  %14s  %14s  %8s" % (width, row["figure"].replace(" (bytes)", ""),
-                                                     _cell(row["figure"], row["planned"]),
-                                                     _cell(row["figure"], row["actual"]), error))
+            cells = (row["figure"].replace(" (bytes)", ""), _cell(row["figure"], row["planned"]),
+                     _cell(row["figure"], row["actual"]), error)
+            lines.append("  %-*s  %14s  %14s  %8s" % ((width,) + cells))
     lines.extend("  - " + message for message in verification.get("messages") or [])
     return lines
-

@@ -137,7 +137,8 @@ def test_nim_multi_node_forms_a_ray_group():
     assert "command" not in leader and "command" not in worker
     assert leader["args"] == ["nim-serve-ray", "--head", "--port", "6379"]
     assert worker["args"] == ["nim-serve-ray", "--head-address", "$(LWS_LEADER_ADDRESS):6379"]
-    assert {"name": "ray", "containerPort": 6379, "protocol": "TCP"} in leader["ports"] == [leader["ports"][0]] + worker["ports"]
+    ray = {"name": "ray", "containerPort": 6379, "protocol": "TCP"}
+    assert leader["ports"][1:] == worker["ports"] == [ray]
     env = {item["name"]: item for item in leader["env"]}
     assert env == {item["name"]: item for item in worker["env"]}
     assert env["NIM_MODEL_PROFILE"]["value"] == "vllm-bf16-tp8-pp2"

@@ -219,7 +219,7 @@ def verify(plan_result, log_text, tolerance_pct=10.0, source="engine log"):
               "engine_concurrency": None, "min_concurrency": plan.get("min_concurrency") or 1}
     if "kv_cache_tokens" not in parsed:
         result["status"] = "no_log"
-        result["messages"].append("%s has no 'GPU KV cache size' line: no engine start-up to compare with the plan "
+        result["messages"].append("%s has no GPU KV cache size line: no engine start-up to compare with the plan "
                                   "(the engine has not started, or the cluster is simulated)" % source)
         return result
     result["rows"] = compare(plan_result, parsed)

@@ -25,11 +25,12 @@ demo: setup
 plan: setup
 	$(BIN)/ansible-playbook -i inventories/$(SCENARIO) playbooks/plan.yml -e gpuinfer_render_dir=$(CURDIR)/$(RENDER_DIR)
 
-# The whole suite, as CI runs it: fast tiers first, then the end-to-end tier on the simulated cluster.
-test: setup unit lint sanity e2e
+# The whole suite, as CI runs it: fast tiers first, then the end-to-end tier on the simulated cluster,
+# then the execution-environment tier (builds the EE with podman; skipped loudly without a container engine).
+test: setup unit lint sanity changelog-lint galaxy-check e2e ee-test
 
 unit: setup
-	$(BIN)/python -m pytest -m "not e2e" -n 2 -q
+	$(BIN)/python -m pytest -m "not e2e and not ee" -n 2 -q
 
 lint: setup
 	$(BIN)/ansible-lint --profile production --offline

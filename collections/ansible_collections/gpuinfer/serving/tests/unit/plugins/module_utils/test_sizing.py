@@ -387,3 +387,27 @@ def test_multimodal_text_config_is_read(tmp_path):
     config = {"architectures": ["SomeVLM"], "text_config": dict(model_catalog.MODELS["Qwen/Qwen2.5-7B-Instruct"])}
     spec = sizing.ModelSpec(config, "vlm")
     assert spec.params == REFERENCE_PARAMS["Qwen/Qwen2.5-7B-Instruct"]
+
+
+@pytest.mark.parametrize("dtype", ["int4", "int8"])
+def test_integer_weights_for_a_float_checkpoint_are_refused(dtype):
+    """vLLM can quantize unquantized weights online only to FP8: AWQ/GPTQ/compressed-tensors need their checkpoint."""
+    hf_id, config = model_catalog.lookup("meta-llama/Llama-3.1-70B-Instruct")
+    with pytest.raises(sizing.SizingError) as caught:
+        sizing.plan(sizing.ModelSpec(config), hf_id, hf_id, gpu_memory_gib=80, dtype=dtype)
+    assert caught.value.field == "dtype"
+    message = str(caught.value)
+    assert "dtype=%r" % dtype in message and "pre-quantized" in message and "dtype=fp8" in message
+
+
+def test_fp8_on_a_float_checkpoint_is_online_quantization_and_a_quantized_checkpoint_keeps_its_method():
+    hf_id, config = model_catalog.lookup("meta-llama/Llama-3.1-70B-Instruct")
+    online = sizing.plan(sizing.ModelSpec(config), hf_id, hf_id, gpu_memory_gib=80, dtype="fp8")
+    assert online["plan"]["quantize_online"] and online["plan"]["quantization"] == "fp8"
+    assert "--quantization=fp8" in online["vllm_args"]
+    awq = dict(config, torch_dtype="float16", quantization_config={"quant_method": "awq", "bits": 4, "group_size": 128})
+    served = sizing.plan(sizing.ModelSpec(awq), "awq", "org/awq", gpu_memory_gib=80)
+    assert served["plan"]["quantization"] == "awq" and not served["plan"]["quantize_online"]
+    assert not [arg for arg in served["vllm_args"] if arg.startswith(("--quantization", "--dtype"))]
+    with pytest.raises(sizing.SizingError, match="already quantized"):
+        sizing.plan(sizing.ModelSpec(awq), "awq", "org/awq", gpu_memory_gib=80, dtype="fp8")

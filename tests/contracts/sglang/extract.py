@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.util
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -153,14 +151,7 @@ def main(argv=None) -> int:
             print(msg, file=sys.stderr)
 
     version = latest_version(log) if args.latest else args.version
-    with tempfile.TemporaryDirectory(prefix="sglang-contract-") as tmp:
-        if args.archive:
-            path = Path(args.archive)
-            url = args.source_url or f"file:{path.name}"
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            path, url, sha = vc.download(ENGINE, version, Path(tmp), log)
-        files = vc.read_archive(path)
+    files, url, sha = vc.fetch_files(ENGINE, version, args.archive, args.source_url, log)
     # an sdist has the package under python/; a wheel at the top
     files = {k.removeprefix("python/"): v for k, v in files.items()}
 

@@ -613,6 +613,18 @@ def collect_image(src: Source) -> dict:
     return out
 
 
+def fetch_files(engine, version, archive, source_url, log):
+    """(files, url, sha256) of a release: the given sdist/wheel, or the one downloaded from PyPI."""
+    with tempfile.TemporaryDirectory(prefix=f"{engine}-contract-") as tmp:
+        if archive:
+            path = Path(archive)
+            url = source_url or f"file:{path.name}"
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            path, url, sha = download(engine, version, Path(tmp), log)
+        return read_archive(path), url, sha
+
+
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -630,14 +642,7 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr)
 
-    with tempfile.TemporaryDirectory(prefix="vllm-contract-") as tmp:
-        if args.archive:
-            path = Path(args.archive)
-            url = args.source_url or f"file:{path.name}"
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            path, url, sha = download(ENGINE, args.version, Path(tmp), log)
-        files = read_archive(path)
+    files, url, sha = fetch_files(ENGINE, args.version, args.archive, args.source_url, log)
 
     src = Source(files, ENGINE, exclude=("vllm/benchmarks/",))
     fc = collect_flags(src)

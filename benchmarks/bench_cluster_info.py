@@ -51,7 +51,11 @@ def parse_args(argv=None):
     parser.add_argument("--keep-pods", action="store_true", help="leave the benchmark pods (and namespace) in place")
     parser.add_argument("--ansible", action="store_true", help="also time one run through ansible-playbook")
     parser.add_argument("--json", dest="json_out", help="write the results to this file as JSON")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # One absolute path for every use: the in-process reader, the API client and the playbook, which
+    # ansible-playbook runs from another directory (and its module from a temporary one).
+    args.kubeconfig = os.path.abspath(os.path.expanduser(args.kubeconfig))
+    return args
 
 
 def api_client(args):
@@ -180,11 +184,11 @@ def ansible_run(args):
   vars: {ansible_python_interpreter: "{{ ansible_playbook_python }}"}
   tasks:
     - name: Inventory
-      gpuinfer.serving.gpu_cluster_info: {kubeconfig: "%s", page_size: %d}
+      gpuinfer.serving.gpu_cluster_info: {kubeconfig: %s, page_size: %d}
       register: info
     - name: Calls
       ansible.builtin.debug: {msg: "API_CALLS={{ info.api_calls }} NODES={{ info.nodes | length }}"}
-""" % (args.kubeconfig, args.page_size)
+""" % (json.dumps(args.kubeconfig), args.page_size)
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         handle.write(playbook)
     started = time.perf_counter()

@@ -30,6 +30,7 @@ def pinned_versions():
         "vllm": str(role_default("vllm", "vllm_image_tag")).lstrip("v"),
         "gpu_operator": str(role_default("gpu_operator", "gpu_operator_chart_version")),
         "nim": str(role_default("nim", "nim_image_tag")),
+        "sglang": str(role_default("sglang", "sglang_image_tag")).lstrip("v"),
     }
 
 
@@ -42,6 +43,8 @@ def contract_path(name, version=None):
     if name == "nim":
         # NVIDIA documents NIM per minor release: 2.1.6 is covered by the 2.1 contract.
         return HERE / "nim" / ("nim-%s.json" % ".".join(version.split(".")[:2]))
+    if name == "sglang":
+        return HERE / "sglang" / ("sglang-%s.json" % version)
     if name == "huggingface_hub":
         return HERE / "huggingface_hub" / ("huggingface_hub-%s.json" % version)
     raise KeyError(name)
@@ -91,6 +94,10 @@ def _is_vllm(container):
     return str(container.get("image", "")).split(":")[0].endswith("vllm/vllm-openai")
 
 
+def _is_sglang(container):
+    return str(container.get("image", "")).split(":")[0].endswith("lmsysorg/sglang")
+
+
 def _is_nim(container):
     return str(container.get("image", "")).startswith("nvcr.io/nim/")
 
@@ -121,6 +128,30 @@ def vllm_violations(objects, vllm=None, hub=None):
     return found
 
 
+def sglang_violations(objects, sglang=None, hub=None):
+    """SGLang server flags, SGLANG_*/HF_* variables and probe paths of every SGLang container, against the pinned release."""
+    sglang = sglang or load("sglang")
+    hub = hub or hub_contract()
+    flags, env, routes = set(sglang["flags"]) | set(sglang.get("flag_aliases", {})), set(sglang["env"]), set(sglang["routes"])
+    found = []
+    for obj in objects:
+        for where, container in _containers(obj):
+            if not _is_sglang(container):
+                continue
+            if container.get("command") != ["python3", "-m", "sglang.launch_server"]:
+                found.append("%s: command %s is not SGLang's server launcher" % (where, container.get("command")))
+            found.extend("%s: %s is not a flag of SGLang %s" % (where, flag, sglang["version"])
+                         for flag in flag_names(container.get("args")) if flag not in flags)
+            found.extend("%s: env %s is not read by SGLang %s" % (where, item["name"], sglang["version"])
+                         for item in container.get("env", []) if item["name"].startswith("SGLANG_") and item["name"] not in env)
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                path = ((container.get(probe) or {}).get("httpGet") or {}).get("path")
+                if path and path not in routes:
+                    found.append("%s: %s path %s is not served by SGLang %s" % (where, probe, path, sglang["version"]))
+            found.extend(_hf_violations(where, container, hub))
+    return found
+
+
 def nim_violations(objects, nim=None):
     """NIM_*/NGC_* variables and commands of every NIM container, against NVIDIA's docs for the pinned release."""
     nim = nim or load("nim")
@@ -146,20 +177,23 @@ def nim_violations(objects, nim=None):
     return found
 
 
-def _series(text):
-    return set(re.findall(r"\bvllm:[a-z_:]+", str(text)))
+def _series(text, prefix="vllm"):
+    return set(re.findall(r"\b%s:[a-z_:]+" % prefix, str(text)))
 
 
-def metric_violations(objects, vllm=None):
-    """Every vllm:* series a ServiceMonitor, HPA adapter rule or KEDA trigger names, against the pinned release."""
-    vllm = vllm or load("vllm")
-    metrics = set(vllm["metrics"])
+def metric_violations(objects, vllm=None, sglang=None):
+    """Every vllm:* and sglang:* series a ServiceMonitor, HPA adapter rule or KEDA trigger names, against the pinned releases."""
     found = []
-    for obj in objects:
-        for name in sorted(_series(json.dumps(obj))):
-            if name not in metrics:
-                found.append("%s %s: metric %s is not exported by vLLM %s" % (obj["kind"], obj["metadata"]["name"],
-                                                                              name, vllm["version"]))
+    for prefix, contract in (("vllm", vllm), ("sglang", sglang)):
+        named = [(obj, sorted(_series(json.dumps(obj), prefix))) for obj in objects]
+        if not any(series for _, series in named):
+            continue
+        contract = contract or load(prefix)
+        metrics = set(contract["metrics"])
+        for obj, series in named:
+            found.extend("%s %s: metric %s is not exported by %s %s" % (obj["kind"], obj["metadata"]["name"], name,
+                                                                        "vLLM" if prefix == "vllm" else "SGLang", contract["version"])
+                         for name in series if name not in metrics)
     return found
 
 

@@ -258,6 +258,44 @@ def test_nim_llama405b_forms_a_ray_group_on_two_h100_nodes(sim_cluster, deployed
     assert [p["metadata"]["name"] for p in selected] == [by_index["0"]["metadata"]["name"]]
 
 
+def test_sglang_llama405b_runs_its_server_on_two_h100_nodes(sim_cluster, deployed):
+    """The third engine through the same playbooks: only gpuinfer_engine differs from the vLLM scenario."""
+    namespace = "e2e-sglang"
+    deployed("sglang-llama405b-multinode", namespace)
+    lws = kubectl_json(sim_cluster, "get", "leaderworkerset", "-n", namespace, "sglang-llama-3-1-405b-sglang")
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
+
+    group = wait_for_pods(sim_cluster, namespace, "leaderworkerset.sigs.k8s.io/name=sglang-llama-3-1-405b-sglang", 2)
+    assert len(group) == 2
+    assert len({p["spec"]["nodeName"] for p in group}) == 2, "both pipeline stages landed on one node"
+    by_index = {p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p for p in group}
+    for index, pod in by_index.items():
+        container = pod["spec"]["containers"][0]
+        assert gpu_request(pod) == 8
+        assert node(sim_cluster, pod["spec"]["nodeName"])["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert container["image"] == "lmsysorg/sglang:v0.5.23"
+        assert container["command"] == ["python3", "-m", "sglang.launch_server"]
+        # SGLang's documented multi-node launch, with the group's values the LWS webhook injects.
+        args = container["args"]
+        assert "--tp-size=8" in args and "--pp-size=2" in args
+        assert "--nnodes=$(LWS_GROUP_SIZE)" in args
+        assert "--dist-init-addr=$(LWS_LEADER_ADDRESS):20000" in args
+        assert ("--node-rank=0" if index == "0" else "--node-rank=$(LWS_WORKER_INDEX)") in args
+        env = {e["name"] for e in container.get("env", [])}
+        assert {"LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX"} <= env
+    assert by_index["0"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/ready"
+    service = kubectl_json(sim_cluster, "get", "service", "-n", namespace, "sglang-llama-3-1-405b")
+    selected = pods(sim_cluster, namespace, ",".join("%s=%s" % kv for kv in service["spec"]["selector"].items()))
+    assert [p["metadata"]["name"] for p in selected] == [by_index["0"]["metadata"]["name"]]
+    assert service["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+
+    before = snapshot(sim_cluster, namespace)
+    proc, second = run_playbook(sim_cluster, "site.yml", "sglang-llama405b-multinode", namespace)
+    assert_ok(proc)
+    assert second["changed"] == 0, proc.stdout[-6000:]
+    assert snapshot(sim_cluster, namespace) == before
+
+
 def test_nodes_with_a_driver_too_old_for_the_image_are_refused(sim_cluster):
     namespace = "e2e-old-driver"
     # The simulated L40S pool runs R550; vllm/vllm-openai:v0.29.0 is built on CUDA 13.0 (R580+).

@@ -54,3 +54,28 @@ def test_undocumented_nim_settings_and_unknown_metrics_are_named():
                "spec": {"triggers": [{"metadata": {"query": "sum(vllm:num_requests_waiting{}) + vllm:num_waiting"}}]}}
     assert contracts.metric_violations([monitor]) == [
         "ScaledObject llm: metric vllm:num_waiting is not exported by vLLM 0.29.0"]
+
+
+def test_the_sglang_engine_pins_the_same_release_as_the_role():
+    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_sglang
+    assert engine_sglang.VERSION == contracts.pinned_versions()["sglang"]
+    routes = contracts.load("sglang")["routes"]
+    # The probes and the metrics path of the engine description are served by the pinned release.
+    assert set(engine_sglang.ENGINE.probe_paths.values()) | {engine_sglang.ENGINE.metrics_path} <= set(routes)
+    assert engine_sglang.ENGINE.queue_metric in contracts.load("sglang")["metrics"]
+
+
+def test_an_sglang_flag_route_or_metric_the_pinned_release_lacks_is_named():
+    container = {"name": "sglang", "image": "lmsysorg/sglang:v0.5.23", "command": ["python3", "-m", "sglang.launch_server"],
+                 "args": ["--model-path=org/model", "--tp-size=8", "--max-model-len=4096", "--nnodes=$(LWS_GROUP_SIZE)"],
+                 "env": [{"name": "SGLANG_NOT_A_SETTING", "value": "1"}],
+                 "readinessProbe": {"httpGet": {"path": "/v1/health/ready", "port": "http"}}}
+    assert contracts.sglang_violations([_deployment(container)]) == [
+        "Deployment llm-vllm container sglang: --max-model-len is not a flag of SGLang 0.5.23",
+        "Deployment llm-vllm container sglang: env SGLANG_NOT_A_SETTING is not read by SGLang 0.5.23",
+        "Deployment llm-vllm container sglang: readinessProbe path /v1/health/ready is not served by SGLang 0.5.23",
+    ]
+    monitor = {"kind": "ScaledObject", "metadata": {"name": "llm"},
+               "spec": {"triggers": [{"metadata": {"query": "sum(sglang:num_queue_reqs{}) + sglang:num_waiting_reqs"}}]}}
+    assert contracts.metric_violations([monitor]) == [
+        "ScaledObject llm: metric sglang:num_waiting_reqs is not exported by SGLang 0.5.23"]

@@ -51,7 +51,7 @@ def env_of(container):
 
 def test_everything_rendered_is_in_the_upstream_contracts(site):
     objects = site["objects"]
-    violations = (contracts.vllm_violations(objects) + contracts.nim_violations(objects)
+    violations = (contracts.vllm_violations(objects) + contracts.nim_violations(objects) + contracts.sglang_violations(objects)
                   + contracts.metric_violations(objects))
     values = site["dir"] / "gpu-operator-values.yaml"
     if values.exists():

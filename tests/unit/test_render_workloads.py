@@ -68,6 +68,9 @@ SCENARIOS = {
                                              "-e", "inference_service_gateway_name=inference-gw",
                                              "-e", "inference_service_host=llm.example.com"]),
     "vllm-405b-hpa": (PLAN_405B, ["-e", "gpuinfer_engine=vllm", "-e", "inference_service_autoscaling=hpa"]),
+    "sglang-70b-hpa": (PLAN_70B, ["-e", "gpuinfer_engine=sglang", "-e", "inference_service_autoscaling=hpa"]),
+    "sglang-405b-keda": (PLAN_405B, ["-e", "gpuinfer_engine=sglang", "-e", "inference_service_autoscaling=keda",
+                                     "-e", "inference_common_rdma_enabled=true"]),
 }
 
 
@@ -135,7 +138,7 @@ def flag_values(args):
 
 
 def engine_of(scenario):
-    return "nim" if scenario["name"].startswith("nim") else "vllm"
+    return scenario["name"].split("-")[0]
 
 
 # --- Schema validation ------------------------------------------------------------------
@@ -220,15 +223,16 @@ def test_shm_is_memory_backed_and_sized_and_cache_mounted(rendered):
 def test_startup_probe_budget_covers_download_and_load(rendered):
     model = rendered["plan"]
     required = startup_probe_budget(model["weights_bytes"], nodes=model["plan"]["nodes"])["required_seconds"]
-    health = "/v1/health/ready" if engine_of(rendered) == "nim" else "/health"
-    live = "/v1/health/live" if engine_of(rendered) == "nim" else "/health"
+    # Each engine's own endpoints (SGLang: /health answers once serving, /ready once taking requests).
+    health, ready, live = {"nim": ("/v1/health/ready", "/v1/health/ready", "/v1/health/live"),
+                           "sglang": ("/health", "/ready", "/health")}.get(engine_of(rendered), ("/health",) * 3)
     (leader,) = pod_templates(workload_of(rendered["objects"]))[0][1]["spec"]["containers"]
     startup = leader["startupProbe"]
     assert startup["httpGet"]["path"] == health
     assert startup["failureThreshold"] * startup["periodSeconds"] >= required
     # Weights of this size take far longer than the 30 s default budget to load.
     assert required > 600
-    assert leader["readinessProbe"]["httpGet"]["path"] == health
+    assert leader["readinessProbe"]["httpGet"]["path"] == ready
     assert leader["livenessProbe"]["httpGet"]["path"] == live
 
 
@@ -267,7 +271,7 @@ def test_rollout_never_surges_without_spare_gpus(rendered):
 
 def test_vllm_flags_equal_the_plan(rendered):
     if engine_of(rendered) != "vllm":
-        pytest.skip("NIM scenario")
+        pytest.skip("not a vLLM scenario")
     model, plan = rendered["plan"], rendered["plan"]["plan"]
     workload = workload_of(rendered["objects"])
     expected = {
@@ -306,9 +310,52 @@ def test_vllm_flags_equal_the_plan(rendered):
             assert ("--headless" in args) == (role == "worker")
 
 
+def test_sglang_arguments_equal_the_plan(rendered):
+    if engine_of(rendered) != "sglang":
+        pytest.skip("not an SGLang scenario")
+    model, plan = rendered["plan"], rendered["plan"]["plan"]
+    workload = workload_of(rendered["objects"])
+    expected = {
+        "--model-path": model["model"]["hf_id"],
+        "--tp-size": str(plan["tensor_parallel_size"]),
+        "--pp-size": str(plan["pipeline_parallel_size"]),
+        "--context-length": str(plan["max_model_len"]),
+        "--mem-fraction-static": str(plan["gpu_memory_utilization"]),
+        "--max-running-requests": str(plan["max_num_seqs"]),
+        "--chunked-prefill-size": str(plan["max_num_batched_tokens"]),
+        "--served-model-name": model["model"]["hf_id"],
+        "--download-dir": "/models",
+        "--port": "8000",
+    }
+    for role, template in pod_templates(workload):
+        (container,) = template["spec"]["containers"]
+        assert container["image"] == "lmsysorg/sglang:v0.5.23"
+        assert container["command"] == ["python3", "-m", "sglang.launch_server"]
+        flags = flag_values(container["args"])
+        for flag, value in expected.items():
+            assert flags.get(flag) == value, (role, flag, flags.get(flag), value)
+        assert "--enable-metrics" in container["args"]
+        env = env_of(container)
+        assert env["HF_HUB_CACHE"]["value"] == flags["--download-dir"]
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}
+        if workload["kind"] == "LeaderWorkerSet":
+            # SGLang's documented LWS launch: every pod runs the server with the group's size, its rank
+            # and the leader's rendezvous address.
+            assert flags["--nnodes"] == "$(LWS_GROUP_SIZE)"
+            assert flags["--dist-init-addr"] == "$(LWS_LEADER_ADDRESS):20000"
+            assert flags["--node-rank"] == ("0" if role == "leader" else "$(LWS_WORKER_INDEX)")
+            # Only the leader serves HTTP, so only it has probes.
+            assert ("readinessProbe" in container) == (role == "leader")
+        else:
+            assert "--nnodes" not in flags
+        if role == "leader":
+            assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+            assert container["startupProbe"]["httpGet"]["path"] == "/health"
+
+
 def test_vllm_rdma_and_nccl_settings(rendered):
-    if engine_of(rendered) != "vllm" or workload_of(rendered["objects"])["kind"] != "LeaderWorkerSet":
-        pytest.skip("multi-node vLLM only")
+    if engine_of(rendered) == "nim" or workload_of(rendered["objects"])["kind"] != "LeaderWorkerSet":
+        pytest.skip("multi-node vLLM and SGLang only")
     rdma = "inference_common_rdma_enabled=true" in rendered["args"]
     for _role, template in pod_templates(workload_of(rendered["objects"])):
         (container,) = template["spec"]["containers"]
@@ -323,7 +370,7 @@ def test_vllm_rdma_and_nccl_settings(rendered):
 
 def test_nim_environment_equals_the_plan(rendered):
     if engine_of(rendered) != "nim":
-        pytest.skip("vLLM scenario")
+        pytest.skip("not a NIM scenario")
     model, plan = rendered["plan"], rendered["plan"]["plan"]
     workload = workload_of(rendered["objects"])
     for role, template in pod_templates(workload):
@@ -358,7 +405,7 @@ def test_nim_environment_equals_the_plan(rendered):
 def test_rendered_settings_are_in_the_upstream_contracts(rendered):
     """Every vLLM flag and VLLM_*/HF_* variable, NIM variable and command, and metric name exists upstream."""
     objects = rendered["objects"]
-    violations = (contracts.vllm_violations(objects) + contracts.nim_violations(objects)
+    violations = (contracts.vllm_violations(objects) + contracts.nim_violations(objects) + contracts.sglang_violations(objects)
                   + contracts.metric_violations(objects))
     assert not violations, violations
 
@@ -399,7 +446,7 @@ def test_autoscaler_targets_the_workload(rendered):
     scaled = by_kind(rendered["objects"], "ScaledObject")
     engine = engine_of(rendered)
     # NIM 2.x runs vLLM inside: the same series name (settable, see the inference_service README).
-    series = "vllm:num_requests_waiting"
+    series = "sglang:num_queue_reqs" if engine == "sglang" else "vllm:num_requests_waiting"
     if "inference_service_autoscaling=hpa" in rendered["args"]:
         (hpa,) = hpas
         assert hpa["spec"]["scaleTargetRef"] == target
@@ -461,7 +508,7 @@ BAD_INPUTS = {
     "plan-does-not-fit": (dict(fits=False, advice=["use 8 x H100-80GB"]), SECRETS,
                           "gpuinfer_plan.fits is false"),
     "tp-larger-than-node": (dict(plan__tensor_parallel_size=16, plan__gpus_per_replica=16), SECRETS,
-                            "one pod cannot use more GPUs than one node has"),
+                            "one pod would need 16 GPUs but a node has 8"),
     "missing-hf-secret": ({}, ["-e", "gpuinfer_engine=vllm"], "vllm_hf_token_secret is empty"),
     "missing-ngc-secret": ({}, ["-e", "gpuinfer_engine=nim", "-e", "model_cache_pull_secret=nvcr-pull"],
                            "NIM needs two Secrets by name"),

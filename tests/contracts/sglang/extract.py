@@ -8,7 +8,7 @@ sha256-checked, read statically. Writes ``sglang-<ver>.json`` next to this
 script:
 
     {engine, version, source {url, sha256, files}, flags, flag_aliases,
-     flag_choices, env, env_other, metrics, metric_types}
+     flag_choices, env, env_other, metrics, metric_types, routes}
 
 * ``flags``: what ``python -m sglang.launch_server`` / ``sglang serve``
   accept: ``ServerArgs.add_cli_args`` in sglang/srt/server_args.py registers
@@ -24,6 +24,9 @@ script:
   computed at run time (parsers, plugins) are left out.
 * ``env``: the ``Env*`` descriptors of ``class Envs`` in sglang/srt/environ.py
   (the attribute name is the variable) and their ``deprecated_name`` aliases.
+* ``routes``: the HTTP paths the server answers (``@app.get(...)`` and friends in
+  sglang/srt/entrypoints/http_server.py, ``Mount(...)`` apps such as ``/metrics``);
+  the probes and the metrics path must be among them.
 * ``metrics``: every ``sglang:<name>`` string literal in the package outside
   the test packages, sglang/benchmark and sglang/bench_*.
 
@@ -134,6 +137,34 @@ def collect_env(src) -> list[str]:
     return sorted(names)
 
 
+HTTP_SERVER = "sglang/srt/entrypoints/http_server.py"
+ROUTE_METHODS = {"get", "post", "put", "delete", "api_route"}
+
+
+def collect_routes(src) -> list[str]:
+    """HTTP paths the server serves: ``@app.<method>("<path>")`` in the HTTP server, plus the
+    ``Mount("<path>", ...)`` apps (``/metrics`` with ``--enable-metrics``) in sglang/srt/utils."""
+    routes = set()
+    for path in [HTTP_SERVER] + sorted(p for p in src.files if p.startswith("sglang/srt/utils/") and p.endswith(".py")):
+        if path not in src.files:
+            continue
+        tree = src.tree(path) if path == HTTP_SERVER else ast.parse(src.files[path], path)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            first = node.args[0]
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("/")):
+                continue
+            func = node.func
+            if path == HTTP_SERVER and isinstance(func, ast.Attribute) and func.attr in ROUTE_METHODS \
+                    and isinstance(func.value, ast.Name) and func.value.id == "app":
+                routes.add(first.value)
+            elif isinstance(func, ast.Name) and func.id == "Mount":
+                routes.add(first.value)
+                src.used.add(path)
+    return sorted(routes)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", default=DEFAULT_VERSION, help="SGLang release on PyPI")
@@ -170,6 +201,7 @@ def main(argv=None) -> int:
         "env_other": sorted(vc.collect_env_other(src) - set(env)),
         "metrics": metrics,
         "metric_types": metric_types,
+        "routes": collect_routes(src),
     }
     out = Path(args.out) if args.out else HERE / f"{ENGINE}-{version}.json"
     out.write_text(json.dumps(contract, indent=2) + "\n")

@@ -13,13 +13,13 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes, workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, layout, probes, workload
 
 
 def _call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
-    except (probes.ProbeBudgetError, workload.WorkloadError, engines.EngineError) as exc:
+    except (probes.ProbeBudgetError, workload.WorkloadError, engines.EngineError, layout.LayoutError) as exc:
         raise AnsibleFilterError(str(exc))
     except (KeyError, TypeError, AttributeError) as exc:
         raise AnsibleFilterError("%s: malformed input (%s: %s)" % (function.__name__, type(exc).__name__, exc))
@@ -57,6 +57,22 @@ def hf_download_args(model, revision, mount_path):
     return _call(engines.hf_download_args, model, revision, mount_path)
 
 
+def engine_objects(plan, engine, settings):
+    return _call(workload.build_engine_objects, plan, engine, settings)
+
+
+def engine_info(engine):
+    return _call(engines.info, engine)
+
+
+def engine_names(_ignored=None):
+    return engines.names()
+
+
+def replica_layout(plan):
+    return _call(layout.of_plan, plan)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -67,4 +83,8 @@ class FilterModule(object):
             "nim_containers": nim_containers,
             "hf_cache_env": hf_cache_env,
             "hf_download_args": hf_download_args,
+            "engine_objects": engine_objects,
+            "engine_info": engine_info,
+            "engine_names": engine_names,
+            "replica_layout": replica_layout,
         }

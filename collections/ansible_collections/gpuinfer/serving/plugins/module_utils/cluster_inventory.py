@@ -11,7 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -62,34 +64,23 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 # Conditions that are "True" when something is wrong (the kubelet reports them alongside Ready).
 PROBLEM_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
-_BINARY_SUFFIXES = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DECIMAL_SUFFIXES = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-                     "k": 10 ** 3, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18}
-
-
 class InventoryError(ValueError):
     """An API object does not have the shape the inventory expects; the message names it."""
 
 
 def parse_quantity(value):
-    """A Kubernetes resource.Quantity ("500m", "16Gi", "1e3", 8) as a Decimal."""
-    if value is None:
+    """A Kubernetes resource.Quantity ("500m", "16Gi", "1e3", 8) as a Decimal; empty is 0.
+
+    The grammar is the collection's one quantity parser (inputs.quantity_decimal).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return Decimal(0)
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return Decimal(str(value))
-    text = str(value).strip()
-    if not text:
-        return Decimal(0)
-    number, multiplier = text, 1
-    if text[-2:] in _BINARY_SUFFIXES:
-        number, multiplier = text[:-2], _BINARY_SUFFIXES[text[-2:]]
-    elif text[-1] in _DECIMAL_SUFFIXES and not text[-1].isdigit():
-        # "1e3" ends in a digit, so the E (exa) suffix and the exponent never collide here.
-        number, multiplier = text[:-1], _DECIMAL_SUFFIXES[text[-1]]
+    if isinstance(value, Decimal):
+        value = str(value)
     try:
-        return Decimal(number) * multiplier
-    except InvalidOperation:
-        raise InventoryError("'%s' is not a Kubernetes quantity (examples: 8, 500m, 16Gi)" % text)
+        return inputs.quantity_decimal(value.strip() if isinstance(value, str) else value)
+    except inputs.InputError:
+        raise InventoryError("'%s' is not a Kubernetes quantity (examples: 8, 500m, 16Gi)" % value)
 
 
 def _count(value):
@@ -355,9 +346,10 @@ EXTERNAL_METRICS_GROUP = "external.metrics.k8s.io"
 METRICS_GROUP = "metrics.k8s.io"
 NIM_OPERATOR_GROUP = "apps.nvidia.com"
 NFD_GROUP = "nfd.k8s-sigs.io"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 
 # Groups whose resource lists the module fetches when the server only offers legacy discovery.
-INTERESTING_GROUPS = (GPU_OPERATOR_GROUP, LWS_GROUP, PROMETHEUS_OPERATOR_GROUP, KEDA_GROUP, NIM_OPERATOR_GROUP)
+INTERESTING_GROUPS = (GPU_OPERATOR_GROUP, LWS_GROUP, PROMETHEUS_OPERATOR_GROUP, KEDA_GROUP, NIM_OPERATOR_GROUP, GATEWAY_API_GROUP)
 
 
 def parse_discovery(document):
@@ -533,4 +525,52 @@ def detect_components(discovery, cluster_policies=None, api_services=None):
             "nim_cache": _present(discovery, NIM_OPERATOR_GROUP, "nimcaches"),
         },
         "node_feature_discovery": {"installed": NFD_GROUP in discovery},
+        "gateway_api": {"installed": GATEWAY_API_GROUP in discovery,
+                        "http_route": _present(discovery, GATEWAY_API_GROUP, "httproutes")},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Objects of the target namespace a deploy needs (Secrets it refers to, a claim it reuses, the
+# download Job it waits for), summarised without Secret values.
+
+def summarize_namespace_objects(namespace, namespace_found, secrets, claims, jobs, wanted):
+    """{namespace, exists, secrets, claims, jobs}: one entry per wanted name, found or not.
+
+    ``secrets``/``claims``/``jobs``: the objects read (dicts in the API's form); ``wanted``:
+    {"secrets": [names], "claims": [names], "jobs": [names]}. Secret entries carry the key
+    names and the type, never the data.
+    """
+    by_name = dict((kind, dict(((item.get("metadata") or {}).get("name"), item) for item in items or []))
+                   for kind, items in (("secrets", secrets), ("claims", claims), ("jobs", jobs)))
+    result = {"namespace": namespace, "exists": bool(namespace_found), "secrets": {}, "claims": {}, "jobs": {}}
+    for name in wanted.get("secrets") or []:
+        item = by_name["secrets"].get(name)
+        result["secrets"][name] = ({"exists": True, "type": item.get("type"), "keys": sorted((item.get("data") or {}).keys())}
+                                   if item else {"exists": False, "type": None, "keys": []})
+    for name in wanted.get("claims") or []:
+        item = by_name["claims"].get(name)
+        if item:
+            status = item.get("status") or {}
+            requested = (((item.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+            result["claims"][name] = {"exists": True, "phase": status.get("phase"),
+                                      "capacity": (status.get("capacity") or {}).get("storage") or requested}
+        else:
+            result["claims"][name] = {"exists": False, "phase": None, "capacity": None}
+    for name in wanted.get("jobs") or []:
+        item = by_name["jobs"].get(name)
+        if item:
+            status = item.get("status") or {}
+            conditions = dict((c.get("type"), c) for c in status.get("conditions") or [] if c.get("status") == "True")
+            completions = (item.get("spec") or {}).get("completions") or 1
+            result["jobs"][name] = {
+                "exists": True,
+                "succeeded": int(status.get("succeeded") or 0),
+                "failed": int(status.get("failed") or 0),
+                "complete": "Complete" in conditions or int(status.get("succeeded") or 0) >= completions,
+                "failed_condition": bool(set(conditions) & set(("Failed", "FailureTarget"))),
+            }
+        else:
+            result["jobs"][name] = {"exists": False, "succeeded": 0, "failed": 0, "complete": False, "failed_condition": False}
+    return result
+

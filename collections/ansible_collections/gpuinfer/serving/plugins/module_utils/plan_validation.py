@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, shm
 
 ERROR = "error"
@@ -112,17 +113,17 @@ def requirements(plan_result, replicas=None, deployment_mode="auto"):
     if not labels and not memory_gib:
         raise PlanCheckError("%s needs gpu_labels or gpu_memory_gib to know which GPUs qualify; got neither" % prefix)
 
-    if deployment_mode == "auto":
-        # Same rule as the workload roles: one node -> a Deployment (pipeline stages share the pod),
-        # more -> a LeaderWorkerSet with one pod per node.
-        mode = "multi_node" if nodes > 1 else "single_node"
-    else:
-        mode = deployment_mode
-    if mode == "single_node":
-        slots, per_slot = 1, gpus_per_replica
-    else:
-        # plan.gpus_per_node is the node size the plan assumed; a pod takes its share of the replica.
-        slots, per_slot = nodes, -(-gpus_per_replica // nodes)
+    # The pod shape comes from layout.py, the one place that decides it (plan.layout when the plan has it).
+    pod_nodes = 1 if deployment_mode == "single_node" else nodes
+    try:
+        if deployment_mode == "auto" and isinstance(plan.get("layout"), dict) and plan["layout"].get("controller"):
+            shape = plan["layout"]
+        else:
+            shape = replica.replica_layout(tp, pp, pod_nodes)
+    except replica.LayoutError as exc:
+        raise PlanCheckError("%s: %s" % (prefix, exc))
+    mode = "multi_node" if shape["multi_node"] else "single_node"
+    slots, per_slot = shape["pods_per_replica"], shape["gpus_per_pod"]
     model = plan_result.get("model") if isinstance(plan_result.get("model"), dict) else {}
     return {
         "tensor_parallel_size": tp,

@@ -21,6 +21,8 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
+
 MIB = 1024 ** 2
 GIB = 1024 ** 3
 
@@ -64,46 +66,20 @@ def _positive_int(name, value, minimum=1):
 
 
 def ranks_per_pod(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus_per_node=None):
-    """Number of GPU ranks that share one pod (one node) and therefore its /dev/shm.
-
-    Single node: all TP x PP ranks. Multi-node (LeaderWorkerSet, one pod per node):
-    the GPUs of one node, by default the total spread evenly over the nodes.
-    """
-    tp = _positive_int("tensor_parallel_size", tensor_parallel_size)
-    pp = _positive_int("pipeline_parallel_size", pipeline_parallel_size)
-    node_count = _positive_int("nodes", nodes)
-    total = tp * pp
-    if node_count == 1:
-        return total
-    if gpus_per_node is None:
-        if total % node_count:
-            raise ValueError(
-                "tensor_parallel_size x pipeline_parallel_size (%d) does not split evenly over nodes (%d); "
-                "give gpus_per_node" % (total, node_count))
-        return total // node_count
-    per_node = _positive_int("gpus_per_node", gpus_per_node)
-    return min(per_node, total)
+    """Number of GPU ranks that share one pod and therefore its /dev/shm: the layout's GPUs per pod."""
+    try:
+        return replica.replica_layout(tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node)["gpus_per_pod"]
+    except replica.LayoutError as exc:
+        raise ValueError(str(exc))
 
 
-def shm_size_bytes(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus_per_node=None,
-                   node_memory_bytes=None, max_node_fraction=DEFAULT_MAX_NODE_FRACTION):
-    """Bytes of /dev/shm for one serving pod, a whole number of GiB.
-
-    base + ranks x NCCL collective buffers (+ ranks x P2P buffers when the pod
-    hosts more than one pipeline stage), at least 1 GiB, never more than
-    ``max_node_fraction`` of ``node_memory_bytes`` when the node size is known
-    (still at least 1 GiB: below that vLLM does not start at all).
-    """
-    ranks = ranks_per_pod(tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node)
-    pp = _positive_int("pipeline_parallel_size", pipeline_parallel_size)
-    node_count = _positive_int("nodes", nodes)
-
+def _bytes_for(layout, node_memory_bytes, max_node_fraction):
+    ranks = layout["gpus_per_pod"]
     size = BASE_BYTES
     if ranks > 1:
         size += ranks * NCCL_COLLECTIVE_BYTES_PER_RANK
         # More than one stage in this pod: stage-to-stage traffic stays on the node.
-        stages_in_pod = pp if node_count == 1 else max(1, pp // node_count)
-        if stages_in_pod > 1:
+        if layout["stages_per_pod"] > 1:
             size += ranks * NCCL_P2P_BYTES_PER_RANK
 
     if node_memory_bytes is not None:
@@ -122,6 +98,22 @@ def shm_size_bytes(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus
     return int(math.ceil(size / float(GIB))) * GIB
 
 
+def shm_size_bytes(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus_per_node=None,
+                   node_memory_bytes=None, max_node_fraction=DEFAULT_MAX_NODE_FRACTION):
+    """Bytes of /dev/shm for one serving pod, a whole number of GiB.
+
+    base + ranks x NCCL collective buffers (+ ranks x P2P buffers when the pod
+    hosts more than one pipeline stage), at least 1 GiB, never more than
+    ``max_node_fraction`` of ``node_memory_bytes`` when the node size is known
+    (still at least 1 GiB: below that vLLM does not start at all).
+    """
+    try:
+        layout = replica.replica_layout(tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node)
+    except replica.LayoutError as exc:
+        raise ValueError(str(exc))
+    return _bytes_for(layout, node_memory_bytes, max_node_fraction)
+
+
 def format_gib(size_bytes):
     """Kubernetes quantity in whole GiB, rounded up: 17179869184 -> '16Gi'."""
     value = _positive_int("size_bytes", size_bytes)
@@ -134,19 +126,8 @@ def shm_size_for_plan(plan, node_memory_bytes=None, max_node_fraction=DEFAULT_MA
     Accepts the full gpu_sizing result (with a ``plan`` key) or its inner ``plan``
     dict (tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node).
     """
-    if not isinstance(plan, dict):
-        raise ValueError("the plan must be a dict (the gpu_sizing result or its 'plan' key), got %s" % type(plan).__name__)
-    inner = plan.get("plan", plan)
-    if not isinstance(inner, dict):
-        raise ValueError("plan.plan must be a dict, got %s" % type(inner).__name__)
-    if "tensor_parallel_size" not in inner:
-        raise ValueError("the plan has no tensor_parallel_size (keys: %s)" % ", ".join(sorted(inner)))
-    size = shm_size_bytes(
-        tensor_parallel_size=inner["tensor_parallel_size"],
-        pipeline_parallel_size=inner.get("pipeline_parallel_size") or 1,
-        nodes=inner.get("nodes") or 1,
-        gpus_per_node=inner.get("gpus_per_node"),
-        node_memory_bytes=node_memory_bytes,
-        max_node_fraction=max_node_fraction,
-    )
-    return format_gib(size)
+    try:
+        layout = replica.of_plan(plan)
+    except replica.LayoutError as exc:
+        raise ValueError(str(exc))
+    return format_gib(_bytes_for(layout, node_memory_bytes, max_node_fraction))

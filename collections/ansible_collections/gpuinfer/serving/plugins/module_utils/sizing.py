@@ -53,6 +53,7 @@ import math
 import os
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -622,19 +623,25 @@ def evaluate_layout(spec, settings, tp, pp):
                        "tokens": tokens, "concurrency": concurrency})
     binding = min(stages, key=lambda item: (item["tokens"], item["room"]))
     tokens = binding["tokens"]
+    nodes = int(math.ceil(tp * pp / float(settings["gpus_per_node"])))
+    try:
+        pods = replica.replica_layout(tp, pp, nodes, settings["gpus_per_node"])
+    except replica.LayoutError:
+        # The ranks do not split evenly over the nodes: no pod shape can run it.
+        pods = None
     return {
         "tensor_parallel_size": tp,
         "pipeline_parallel_size": pp,
         "gpus_per_replica": tp * pp,
-        "nodes": int(math.ceil(tp * pp / float(settings["gpus_per_node"]))),
-        # What each engine pod requests: the whole replica on one node, else one node's share.
-        "gpus_per_pod": int(tp * pp // int(math.ceil(tp * pp / float(settings["gpus_per_node"])))),
+        "nodes": nodes,
+        "replica_layout": pods,
+        "gpus_per_pod": pods["gpus_per_pod"] if pods else None,
         "memory_per_gpu": binding["memory"],
         "shortfall_bytes": max(0, -binding["room"]),
         "kv_cache_tokens": tokens,
         "max_concurrency": binding["concurrency"],
         "holds_one_sequence": tokens >= max_model_len,
-        "meets_targets": tokens >= max_model_len * settings["min_concurrency"] and binding["room"] > 0,
+        "meets_targets": pods is not None and tokens >= max_model_len * settings["min_concurrency"] and binding["room"] > 0,
         "stages": stages,
     }
 
@@ -840,6 +847,8 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
             "gpus_per_node": gpus_per_node,
             "gpus_per_replica": layout["gpus_per_replica"],
             "gpus_per_pod": layout["gpus_per_pod"],
+            # Pods per replica, GPUs per pod, Deployment or LeaderWorkerSet: decided once, in layout.py.
+            "layout": layout["replica_layout"],
             "replicas": replicas,
             "total_gpus": layout["gpus_per_replica"] * replicas,
             "gpu": gpu_label,

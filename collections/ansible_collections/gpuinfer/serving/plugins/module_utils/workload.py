@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpuinfer.serving contributors
 # Apache License 2.0 (see LICENSE)
-"""Kubernetes workload objects shared by the vLLM and NIM roles.
+"""Kubernetes workload objects for every engine.
 
-The engine roles describe their containers (image, command, env, probes); this
-module wraps them into the pod rules both engines share (GPU scheduling, the
-memory-backed /dev/shm, the model cache volume, NCCL and RDMA settings) and into
-the right controller: a Deployment for one node, a LeaderWorkerSet group for
-several, plus a PodDisruptionBudget.
+``build_engine_objects`` is the one call a deploy makes: plan + engine name + settings
+in, every workload object out. The engine description (engines.get) builds the
+containers; this module adds the pod rules all engines share (GPU scheduling, the
+memory-backed /dev/shm, the model cache volume, NCCL and RDMA settings) and wraps them
+into the controller the replica layout (layout.py) names: a Deployment for one node, a
+LeaderWorkerSet group for several, plus a PodDisruptionBudget.
 
 Pure Python: no Ansible, no network.
 """
@@ -18,13 +19,16 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes
+from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
+
 MANAGED_BY = "gpuinfer.serving"
 PART_OF = "gpuinfer-serving"
-LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+LWS_API_VERSION = replica.CONTROLLER_API_VERSIONS[replica.LEADER_WORKER_SET]
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RESOURCE = replica.GPU_RESOURCE
 SHM_VOLUME = "dshm"
 CACHE_VOLUME = "model-cache"
 
@@ -67,7 +71,7 @@ def _whole(name, value, minimum):
 
 
 def gpu_scheduling(gpu_labels, tolerate_gpu_taint=True, extra_tolerations=None,
-                   node_selector=None, gpu_label_key=GPU_PRODUCT_LABEL):
+                   node_selector=None, gpu_label_key=GPU_PRODUCT_LABEL, layout=None):
     """Affinity, tolerations and node selector that pin a pod to the plan's GPU product.
 
     All tensor-parallel ranks of a pod share one node, so pinning the product
@@ -85,10 +89,8 @@ def gpu_scheduling(gpu_labels, tolerate_gpu_taint=True, extra_tolerations=None,
                 }
             }
         }
-    tolerations = []
-    if tolerate_gpu_taint:
-        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-    tolerations.extend(copy.deepcopy(extra_tolerations or []))
+    tolerations = replica.tolerations(layout or {"gpu_tolerations": [replica.GPU_TOLERATION]}, tolerate_gpu_taint,
+                                      copy.deepcopy(extra_tolerations or []))
     if tolerations:
         pod["tolerations"] = tolerations
     if node_selector:
@@ -195,7 +197,7 @@ def _pod_spec(spec, container, pod_extra):
     # own setting and refuses (vllm/envs.py in v0.29.0).
     pod = {"containers": [container], "enableServiceLinks": False}
     pod.update(gpu_scheduling(spec.get("gpu_labels"), spec.get("tolerate_gpu_taint", True),
-                              spec.get("tolerations"), spec.get("node_selector")))
+                              spec.get("tolerations"), spec.get("node_selector"), layout=spec.get("layout")))
     pod["volumes"] = [shm_volume(spec.get("shm_size")), cache_volume((spec.get("cache") or {}).get("pvc_name"))]
     if spec.get("image_pull_secrets"):
         pod["imagePullSecrets"] = [{"name": str(name)} for name in spec["image_pull_secrets"]]
@@ -215,9 +217,9 @@ def _pod_spec(spec, container, pod_extra):
 def build_workload(spec):
     """Return [workload, PodDisruptionBudget] for an engine.
 
-    spec keys: name, namespace, instance, engine, replicas, nodes, gpus_per_node,
-    gpu_labels, leader_container, worker_container (nodes > 1), shm_size,
-    cache {pvc_name, mount_path}, nccl {socket_ifname, ib_hca, debug},
+    spec keys: name, namespace, instance, engine, replicas, layout (layout.replica_layout; or the
+    legacy nodes + gpus_per_pod), gpu_labels, leader_container, worker_container (multi-node),
+    shm_size, cache {pvc_name, mount_path}, nccl {socket_ifname, ib_hca, debug},
     rdma {enabled, resource, count}, rollout {strategy, spare_gpus},
     lws {startup_policy, restart_policy, exclusive_topology}, pdb {enabled, max_unavailable},
     and optional tolerations, node_selector, tolerate_gpu_taint, image_pull_secrets,
@@ -227,10 +229,16 @@ def build_workload(spec):
     for key in ("name", "namespace", "instance", "engine", "leader_container"):
         if not spec.get(key):
             raise WorkloadError("workload description is missing %r" % key)
-    nodes = _whole("nodes", spec.get("nodes", 1), 1)
-    gpus_per_node = _whole("gpus_per_node", spec.get("gpus_per_node"), 1)
+    layout = spec.get("layout")
+    if not layout:
+        nodes = _whole("nodes", spec.get("nodes", 1), 1)
+        per_pod = _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
+        layout = replica.replica_layout(per_pod * nodes, 1, nodes)
+        spec = dict(spec, layout=layout)
+    nodes = layout["pods_per_replica"]
+    gpus_per_pod = _whole("gpus_per_pod", layout["gpus_per_pod"], 1)
     replicas = _whole("replicas", spec.get("replicas", 1), 0)
-    if nodes > 1 and not spec.get("worker_container"):
+    if layout["multi_node"] and not spec.get("worker_container"):
         raise WorkloadError("a %d-node group needs worker_container (the command run on non-leader pods)" % nodes)
     cache = spec.get("cache") or {}
     mount_path = cache.get("mount_path")
@@ -243,19 +251,19 @@ def build_workload(spec):
               {"name": CACHE_VOLUME, "mountPath": str(mount_path)}]
     resources = spec.get("resources") or {}
     rollout_spec = spec.get("rollout") or {}
-    rollout = rollout_plan(rollout_spec.get("strategy", "auto"), replicas, gpus_per_node * nodes,
+    rollout = rollout_plan(rollout_spec.get("strategy", "auto"), replicas, layout["gpus_per_replica"],
                            rollout_spec.get("spare_gpus", 0))
 
     name, namespace, instance, engine = spec["name"], spec["namespace"], spec["instance"], spec["engine"]
     labels = standard_labels(engine, instance)
     labels.update(spec.get("labels") or {})
     metadata = {"name": name, "namespace": namespace, "labels": labels}
-    leader = _container(spec["leader_container"], gpus_per_node, mounts, extra_env, rdma, resources)
+    leader = _container(spec["leader_container"], gpus_per_pod, mounts, extra_env, rdma, resources)
     leader_meta = {"labels": dict(labels)}
     if spec.get("leader_annotations"):
         leader_meta["annotations"] = dict(spec["leader_annotations"])
 
-    if nodes == 1:
+    if layout["controller"] == replica.DEPLOYMENT:
         workload = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -276,7 +284,7 @@ def build_workload(spec):
         startup_policy = lws_spec.get("startup_policy", "LeaderCreated")
         if startup_policy not in LWS_STARTUP_POLICIES:
             raise WorkloadError("lws.startup_policy must be one of %s, got %r" % (", ".join(LWS_STARTUP_POLICIES), startup_policy))
-        worker = _container(spec["worker_container"], gpus_per_node, mounts, extra_env, rdma, resources)
+        worker = _container(spec["worker_container"], gpus_per_pod, mounts, extra_env, rdma, resources)
         if lws_spec.get("exclusive_topology"):
             metadata["annotations"] = {LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION: str(lws_spec["exclusive_topology"])}
         workload = {
@@ -313,7 +321,91 @@ def build_workload(spec):
 def rollout_reason(spec):
     """The sentence explaining the chosen rollout strategy, for the role's output."""
     rollout_spec = spec.get("rollout") or {}
-    nodes = _whole("nodes", spec.get("nodes", 1), 1)
-    gpus_per_node = _whole("gpus_per_node", spec.get("gpus_per_node"), 1)
-    return rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), gpus_per_node * nodes,
+    layout = spec.get("layout")
+    if layout:
+        gpus = layout["gpus_per_replica"]
+    else:
+        gpus = _whole("nodes", spec.get("nodes", 1), 1) * _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
+    return rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), gpus,
                         rollout_spec.get("spare_gpus", 0))["reason"]
+
+
+def check_plan(plan):
+    """Refuse a plan the workload cannot be built from, in the words the user can act on."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("plan"), dict):
+        raise WorkloadError("gpuinfer_plan is missing or incomplete (it needs plan.* and weights_bytes): run playbooks/plan.yml "
+                            "(gpuinfer.serving.gpu_sizing) and pass its plan.yml, e.g. -e @<dir>/plan.yml")
+    try:
+        weights = float(plan.get("weights_bytes") or 0)
+    except (TypeError, ValueError):
+        weights = 0
+    if weights <= 0:
+        raise WorkloadError("gpuinfer_plan.weights_bytes=%r must be a positive number of bytes: pass the whole gpu_sizing "
+                            "result" % (plan.get("weights_bytes"),))
+    inner = plan["plan"]
+    if not plan.get("fits"):
+        raise WorkloadError(
+            "gpuinfer_plan.fits is false: the model does not fit on %s node(s) x %s %s with TP=%s PP=%s. Advice: %s. Change the "
+            "GPU type, the parallel sizes, max_model_len or quantization and plan again."
+            % (inner.get("nodes", "?"), inner.get("gpus_per_node", "?"), inner.get("gpu", "unknown GPU"),
+               inner.get("tensor_parallel_size", "?"), inner.get("pipeline_parallel_size", "?"),
+               "; ".join(plan.get("advice") or []) or "none"))
+    try:
+        return replica.of_plan(plan)
+    except replica.LayoutError as exc:
+        raise WorkloadError("gpuinfer_plan: %s. For TP larger than a node, plan a multi-node layout (nodes > 1, TP = GPUs per "
+                            "node and PP = nodes) so the collection deploys a LeaderWorkerSet." % exc)
+
+
+def build_engine_objects(plan, engine_name, settings):
+    """Every workload object of one deploy: plan + engine + settings in, objects out.
+
+    settings: {"engine": the engine role's settings (engine description's containers()),
+    "workload": name, namespace, instance, replicas and the shared pod settings of build_workload,
+    "probe": download_mb_s, disk_read_mb_s, margin_seconds, period_seconds, weights_cached,
+    "scrape_annotations": bool}.
+    Returns objects, controller, layout, engine_args, startup_probe, rollout_reason and the engine's info.
+    """
+    engine = engines.get(engine_name)
+    layout = check_plan(plan)
+    image = str((settings.get("engine") or {}).get("image") or "")
+    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+    if not tag or tag == "latest":
+        raise WorkloadError("the %s image %r must name a pinned release (repository:tag, not latest): set %s_image_tag"
+                            % (engine.title, image, engine.name))
+    probe_settings = dict(settings.get("probe") or {})
+    startup_probe = probes.startup_probe_budget(plan["weights_bytes"], nodes=layout["pods_per_replica"], **probe_settings)
+    spec = copy.deepcopy(settings.get("workload") or {})
+    engine_settings = dict(settings.get("engine") or {})
+    cache = spec.setdefault("cache", {})
+    # The engine may mount the cache elsewhere (NIM_CACHE_PATH); the volume follows it.
+    if engine_settings.get("cache_mount_path"):
+        cache["mount_path"] = engine_settings["cache_mount_path"]
+    engine_settings["cache_mount_path"] = cache.get("mount_path")
+    if not engine_settings["cache_mount_path"]:
+        raise WorkloadError("the model cache mount path is empty: set inference_common_cache_mount_path")
+    engine_settings["probe"] = startup_probe
+    built = engine.containers(plan, layout, engine_settings)
+    spec.update(engine=engine.name, layout=layout, gpu_labels=(plan.get("plan") or {}).get("gpu_labels") or [],
+                leader_container=built["leader"], worker_container=built["worker"])
+    pod = engine.pod(engine_settings)
+    if pod.get("imagePullSecrets"):
+        spec["image_pull_secrets"] = [item["name"] for item in pod["imagePullSecrets"]]
+    if pod.get("securityContext"):
+        spec["pod_security_context"] = pod["securityContext"]
+    if settings.get("scrape_annotations"):
+        spec["leader_annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/port": str(engine_settings.get("port") or engines.API_PORT),
+                                      "prometheus.io/path": engine.metrics_path}
+    return {
+        "objects": build_workload(spec),
+        "controller": layout["controller"],
+        "layout": layout,
+        "engine_args": built["engine_args"],
+        "startup_probe": startup_probe,
+        "rollout_reason": rollout_reason(spec),
+        "engine": engine.info(),
+        "workload_name": spec["name"],
+        "namespace": spec.get("namespace"),
+        "image": built["leader"]["image"],
+        "served_model_name": engine_settings.get("served_model_name") or "",
+    }

@@ -50,6 +50,34 @@ options:
         description: Labels the pods must all carry; an empty dict excludes nothing.
         type: dict
         default: {}
+  namespace_objects:
+    description:
+      - Also read, in the same run, the objects of one namespace a deploy refers to, so a deploy asks the API server
+        once before it creates anything - Secrets by name (their key names and type, never their values),
+        PersistentVolumeClaims by name (phase and capacity) and Jobs by name (succeeded, failed, complete).
+      - Needs C(get) on the namespace and C(list) on Secrets, PersistentVolumeClaims and Jobs in it; a namespace that
+        does not exist yet is reported with C(exists=false) and no objects.
+    type: dict
+    suboptions:
+      namespace:
+        description: The namespace.
+        type: str
+        required: true
+      secrets:
+        description: Secret names.
+        type: list
+        elements: str
+        default: []
+      claims:
+        description: PersistentVolumeClaim names.
+        type: list
+        elements: str
+        default: []
+      jobs:
+        description: Job names.
+        type: list
+        elements: str
+        default: []
   gpu_resource:
     description:
       - Extended resource name counted as GPUs.
@@ -187,6 +215,13 @@ discovery:
   description: How API discovery was done - C(aggregated) (one request) or C(legacy) (one request per interesting group).
   returned: success
   type: str
+namespace_objects:
+  description:
+    - With O(namespace_objects), what exists in that namespace - C(namespace), C(exists), C(secrets) (name ->
+      C(exists), C(type), C(keys)), C(claims) (name -> C(exists), C(phase), C(capacity)) and C(jobs) (name -> C(exists),
+      C(succeeded), C(failed), C(complete), C(failed_condition)).
+  returned: when namespace_objects is given
+  type: dict
 api_calls:
   description: HTTP requests made to the API server.
   returned: always
@@ -207,7 +242,7 @@ from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
 )
 
 try:
-    from kubernetes.client import ApiregistrationV1Api, CoreV1Api, CustomObjectsApi
+    from kubernetes.client import ApiregistrationV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi
     from kubernetes.client.rest import ApiException
     from urllib3.exceptions import HTTPError as Urllib3HTTPError
 except ImportError:  # pragma: no cover - reported through missing_required_lib
@@ -402,6 +437,25 @@ class ClusterReader(object):
             raise
         return [self._json(response)]
 
+    def _list(self, call, namespace, wanted):
+        if not wanted:
+            return []
+        response = call(namespace, _preload_content=False, _request_timeout=self.timeout)
+        return self._json(response).get("items") or []
+
+    def namespace_objects(self, wanted):
+        namespace = wanted["namespace"]
+        try:
+            self.core.read_namespace(namespace, _preload_content=False, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return inventory.summarize_namespace_objects(namespace, False, [], [], [], wanted)
+        secrets = self._list(self.core.list_namespaced_secret, namespace, wanted.get("secrets"))
+        claims = self._list(self.core.list_namespaced_persistent_volume_claim, namespace, wanted.get("claims"))
+        jobs = self._list(BatchV1Api(self.client).list_namespaced_job, namespace, wanted.get("jobs"))
+        return inventory.summarize_namespace_objects(namespace, True, secrets, claims, jobs, wanted)
+
     def gather(self, node_selector=None):
         requested, pod_count = self.requested_gpus()
         nodes = self.nodes(requested, node_selector)
@@ -453,6 +507,12 @@ def run_module():
         node_selector=dict(type="str"),
         gpu_resource=dict(type="str", default=inventory.DEFAULT_GPU_RESOURCE),
         exclude_pods=dict(type="dict", options=dict(namespace=dict(type="str"), labels=dict(type="dict", default={}))),
+        namespace_objects=dict(type="dict", options=dict(
+            namespace=dict(type="str", required=True),
+            secrets=dict(type="list", elements="str", default=[], no_log=False),
+            claims=dict(type="list", elements="str", default=[]),
+            jobs=dict(type="list", elements="str", default=[]),
+        )),
         request_timeout=dict(type="int", default=60),
     )
     argument_spec.update(AUTH_ARG_SPEC)
@@ -475,6 +535,8 @@ def run_module():
     reader = ClusterReader(client, params["page_size"], params["request_timeout"], params["gpu_resource"], params["exclude_pods"])
     try:
         result = reader.gather(params["node_selector"])
+        if params["namespace_objects"]:
+            result["namespace_objects"] = reader.namespace_objects(params["namespace_objects"])
     except ApiException as exc:
         module.fail_json(msg=_api_error_message(exc, host), status=exc.status, api_calls=reader.api_calls)
     except (Urllib3HTTPError, OSError) as exc:

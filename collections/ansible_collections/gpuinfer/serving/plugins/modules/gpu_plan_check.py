@@ -22,6 +22,8 @@ description:
     C(/dev/shm) for NCCL, GPU sharing and MIG, the GPU Operator ClusterPolicy and LeaderWorkerSet.
   - Never fails because of findings; the calling play decides (C(playbooks/validate.yml) fails on any error).
     It fails only on unusable input, naming the field.
+  - An action plugin of the same name runs it in-process on the controller (no module is shipped or started); the module
+    file itself still works when run directly, like any module, with the collection's module_utils.
 author:
   - gpuinfer.serving contributors (!UNKNOWN)
 options:
@@ -171,6 +173,8 @@ messages:
   elements: str
 """
 
+import copy
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster_inventory import InventoryError, parse_quantity
 from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_validation import (
@@ -180,46 +184,71 @@ from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_validation i
     format_findings,
 )
 
+# The options, shared by the module (main()) and the action plugin of the same name (plugins/action/gpu_plan_check.py),
+# which runs run() in-process on the controller.
+ARGUMENT_SPEC = dict(
+    plan=dict(type="dict", required=True),
+    cluster=dict(type="dict"),
+    hosts=dict(type="raw"),
+    tolerations=dict(type="list", elements="dict", default=[]),
+    deployment_mode=dict(type="str", choices=list(DEPLOYMENT_MODES), default="auto"),
+    replicas=dict(type="int"),
+    shm_size_bytes=dict(type="raw", aliases=["shm_size"]),
+    require_gpu_operator=dict(type="bool", default=False),
+    engine_image=dict(type="str"),
+)
 
-def run_module():
-    module = AnsibleModule(
-        argument_spec=dict(
-            plan=dict(type="dict", required=True),
-            cluster=dict(type="dict"),
-            hosts=dict(type="raw"),
-            tolerations=dict(type="list", elements="dict", default=[]),
-            deployment_mode=dict(type="str", choices=list(DEPLOYMENT_MODES), default="auto"),
-            replicas=dict(type="int"),
-            shm_size_bytes=dict(type="raw", aliases=["shm_size"]),
-            require_gpu_operator=dict(type="bool", default=False),
-            engine_image=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    shm_size = params["shm_size_bytes"]
+
+class PlanCheckFailure(Exception):
+    """The task fails with ``msg`` (unusable input)."""
+
+    def __init__(self, msg):
+        super(PlanCheckFailure, self).__init__(msg)
+        self.msg = msg
+
+
+def run(params, check_mode=False):
+    """The task's result for validated parameters: changed, messages and the verdict. Raises PlanCheckFailure.
+
+    Only reads its input, so check mode changes nothing.
+    """
+    shm_size = params.get("shm_size_bytes")
     if shm_size is not None and shm_size != "":
         try:
             shm_size = int(parse_quantity(shm_size))
         except InventoryError as exc:
-            module.fail_json(msg="gpu_plan_check: shm_size_bytes: %s" % exc)
+            raise PlanCheckFailure("gpu_plan_check: shm_size_bytes: %s" % exc)
     else:
         shm_size = None
     try:
         verdict = check_plan(
             params["plan"],
-            cluster=params["cluster"],
-            hosts=params["hosts"],
-            tolerations=params["tolerations"],
-            deployment_mode=params["deployment_mode"],
-            replicas=params["replicas"],
+            cluster=params.get("cluster"),
+            hosts=params.get("hosts"),
+            tolerations=params.get("tolerations"),
+            deployment_mode=params.get("deployment_mode") or "auto",
+            replicas=params.get("replicas"),
             shm_size_bytes=shm_size,
-            require_gpu_operator=params["require_gpu_operator"],
+            require_gpu_operator=params.get("require_gpu_operator") or False,
             engine_image=params.get("engine_image"),
         )
     except PlanCheckError as exc:
-        module.fail_json(msg="gpu_plan_check: %s" % exc)
-    module.exit_json(changed=False, messages=format_findings(verdict["findings"]), **verdict)
+        raise PlanCheckFailure("gpu_plan_check: %s" % exc)
+    result = dict(changed=False, messages=format_findings(verdict["findings"]))
+    result.update(verdict)
+    return result
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=copy.deepcopy(ARGUMENT_SPEC),
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params, check_mode=module.check_mode)
+    except PlanCheckFailure as failure:
+        module.fail_json(msg=failure.msg)
+    module.exit_json(**result)
 
 
 def main():

@@ -16,8 +16,10 @@ description:
   - Turns a model (an embedded catalog id or a Hugging Face C(config.json)) and a GPU type into a vLLM serving plan
     the collection's roles read as C(gpuinfer_plan) - tensor and pipeline parallel sizes, nodes, the per-GPU memory
     breakdown, the KV-cache capacity in tokens, the concurrency it allows at C(max_model_len), and the engine flags.
-  - Pure computation on the controller, no GPU, torch or network needed; it answers in milliseconds and never changes
-    anything.
+  - Pure computation on the controller, no GPU, torch or network needed; it answers in milliseconds. It changes nothing
+    unless O(output_dir) is set, then it writes the plan files there.
+  - An action plugin of the same name runs it in-process on the controller (no module is shipped or started); the module
+    file itself still works when run directly, like any module, with the collection's module_utils.
   - Parameter counts are exact for the supported architectures (dense, grouped-query and multi-query attention,
     mixture of experts with shared experts and leading dense layers, DeepSeek multi-head latent attention, tied
     embeddings, attention/MLP biases, explicit C(head_dim), Gemma 2's extra norms); they agree with transformers'
@@ -162,13 +164,28 @@ options:
         that compare options.
     type: bool
     default: true
+  output_dir:
+    description:
+      - Folder to write the plan files into, as the C(gpuinfer.serving.plan) role does - C(plan.yml) (the result as YAML,
+        the document C(plan_from_file) and C(playbooks/validate.yml) read back), C(plan.json) (the same, as JSON with
+        sorted keys) and C(plan-report.txt) (the report of the P(gpuinfer.serving.plan_report#filter) filter).
+      - The folder is created when missing (mode C(0755)); each file (mode C(0644)) is rewritten only when its content
+        differs, and C(changed) says whether anything was. In check mode nothing is written; with C(--diff) the
+        before and after of each file that changes are returned.
+      - Written where the computation runs - the controller with the action plugin. Relative paths are relative to the
+        current directory (where C(ansible-playbook) runs). Nothing is written when the task fails (RV(fits=false) with
+        O(fail_on_no_fit=true), or bad input).
+      - Needs PyYAML, which ansible-core ships with on the controller.
+    type: path
 attributes:
   check_mode:
     support: full
-    description: Computes only; the result is the same in check mode.
+    description: The result is the same in check mode; with O(output_dir), nothing is written but C(changed) says
+      whether the files would change.
   diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+    support: full
+    description: With O(output_dir), returns the before and after of the plan files that change (and of the folder when it
+      is created or its mode is fixed).
 notes:
   - The catalog and memory constants are embedded; nothing is downloaded. A C(config.json) of another architecture
     works when it uses the standard Hugging Face field names of the families above.
@@ -292,12 +309,68 @@ advice:
   elements: str
   sample: ["TP2 x PP1 leaves 3.6 GiB per GPU for KV cache: 23584 tokens, 0.18x max_model_len=131072; min_concurrency=1 needs TP4 x PP1
            (475152 tokens, 3.63x)"]
+files:
+  description:
+    - The plan files in O(output_dir), written or already up to date - C(plan.yml), C(plan.json) and C(plan-report.txt)
+      (in check mode, those that would be).
+  returned: when O(output_dir) is set
+  type: list
+  elements: str
+  sample: [/srv/plans/llama/plan.yml, /srv/plans/llama/plan.json, /srv/plans/llama/plan-report.txt]
 """
 
+import copy
+import json
 import os
+import stat
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump
 from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
+
+# The options, shared by the module (main()) and the action plugin of the same name (plugins/action/gpu_sizing.py),
+# which runs run() in-process on the controller.
+ARGUMENT_SPEC = dict(
+    model=dict(type="str", required=True),
+    hub_id=dict(type="str"),
+    revision=dict(type="str", default="main"),
+    dtype=dict(type="str", default="auto", choices=["auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32", "fp8", "int8", "int4"]),
+    kv_cache_dtype=dict(type="str", default="auto", choices=list(sizing.KV_CACHE_DTYPES)),
+    gpu=dict(type="str"),
+    gpu_memory_gib=dict(type="float"),
+    gpus_per_node=dict(type="int"),
+    max_nodes=dict(type="int", default=8),
+    max_model_len=dict(type="int"),
+    min_concurrency=dict(type="float", default=1),
+    gpu_memory_utilization=dict(type="float"),
+    max_num_seqs=dict(type="int"),
+    max_num_batched_tokens=dict(type="int", no_log=False),
+    tensor_parallel_size=dict(type="int"),
+    pipeline_parallel_size=dict(type="int"),
+    replicas=dict(type="int", default=1),
+    served_model_name=dict(type="str"),
+    vllm_version=dict(type="str"),
+    fail_on_no_fit=dict(type="bool", default=True),
+    output_dir=dict(type="path"),
+)
+REQUIRED_ONE_OF = [("gpu", "gpu_memory_gib")]
+
+PLAN_FILES = ("plan.yml", "plan.json", "plan-report.txt")
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+
+
+class GpuSizingFailure(Exception):
+    """The task fails: ``msg``, the other keys of the failed result, and the warnings to show with it."""
+
+    def __init__(self, msg, result=None, warnings=None):
+        super(GpuSizingFailure, self).__init__(msg)
+        self.msg = msg
+        self.result = dict(result or {})
+        self.warnings = list(warnings or [])
 
 
 def resolve_model(name, hub_id=None):
@@ -349,46 +422,168 @@ def size(params):
     )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            model=dict(type="str", required=True),
-            hub_id=dict(type="str"),
-            revision=dict(type="str", default="main"),
-            dtype=dict(type="str", default="auto", choices=["auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32", "fp8", "int8", "int4"]),
-            kv_cache_dtype=dict(type="str", default="auto", choices=list(sizing.KV_CACHE_DTYPES)),
-            gpu=dict(type="str"),
-            gpu_memory_gib=dict(type="float"),
-            gpus_per_node=dict(type="int"),
-            max_nodes=dict(type="int", default=8),
-            max_model_len=dict(type="int"),
-            min_concurrency=dict(type="float", default=1),
-            gpu_memory_utilization=dict(type="float"),
-            max_num_seqs=dict(type="int"),
-            max_num_batched_tokens=dict(type="int", no_log=False),
-            tensor_parallel_size=dict(type="int"),
-            pipeline_parallel_size=dict(type="int"),
-            replicas=dict(type="int", default=1),
-            served_model_name=dict(type="str"),
-            vllm_version=dict(type="str"),
-            fail_on_no_fit=dict(type="bool", default=True),
-        ),
-        required_one_of=[("gpu", "gpu_memory_gib")],
-        supports_check_mode=True,
-    )
+def plan_document(result, warnings):
+    """The plan as the roles read it (gpuinfer_plan, plan.yml): the result as JSON data, then its warnings, if any.
+
+    This is what registering the module's result and dropping changed/failed/invocation gave: Ansible appends a
+    module's warnings to its result as a top-level ``warnings`` list.
+    """
+    document = json.loads(json.dumps(result))
+    if warnings:
+        document["warnings"] = [to_text(warning) for warning in warnings]
+    return document
+
+
+def render_plan_files(document):
+    """{file name: text} of plan.yml, plan.json and plan-report.txt, as the plan role's filters rendered them.
+
+    plan.yml: ``to_nice_yaml(indent=2, sort_keys=false)``; plan.json: ``to_nice_json`` and a newline;
+    plan-report.txt: the lines of the ``plan_report`` filter (module_utils.plan_report.render_report) and a newline.
+    """
+    if not HAS_YAML:
+        raise GpuSizingFailure("writing plan.yml needs PyYAML (python3-yaml) where gpu_sizing runs (field: output_dir)", dict(field="output_dir"))
+    return {
+        "plan.yml": yaml_dump(document, indent=2, allow_unicode=True, default_flow_style=False, sort_keys=False),
+        "plan.json": json.dumps(document, indent=4, sort_keys=True, separators=(",", ": ")) + "\n",
+        "plan-report.txt": "\n".join(render_report(document)) + "\n",
+    }
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _read(path):
+    """The text of ``path``, or None when it does not exist."""
+    if not os.path.lexists(path):
+        return None
+    with open(path, "rb") as handle:
+        return to_text(handle.read(), errors="surrogate_or_strict")
+
+
+def _write_atomically(path, text):
+    folder, name = os.path.split(path)
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=".%s." % name)
     try:
-        result = size(module.params)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(to_bytes(text, errors="surrogate_or_strict"))
+        os.chmod(temp, FILE_MODE)
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def write_plan_files(output_dir, contents, check_mode=False, diff=False):
+    """Create ``output_dir`` if missing and write each file whose content or mode differs.
+
+    Returns (changed, [paths], [diffs]); nothing is written in check mode.
+    """
+    output_dir = os.path.abspath(output_dir)
+    changed = False
+    diffs = []
+    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+        raise GpuSizingFailure("output_dir %s exists and is not a folder (field: output_dir)" % output_dir, dict(field="output_dir"))
+    # Every missing folder on the way, like ansible.builtin.file state=directory with mode 0755.
+    missing = []
+    walk = output_dir
+    while not os.path.isdir(walk):
+        missing.append(walk)
+        parent = os.path.dirname(walk)
+        if parent == walk:
+            break
+        walk = parent
+    for folder in reversed(missing):
+        changed = True
+        if diff:
+            diffs.append(dict(before=dict(path=folder, state="absent"), after=dict(path=folder, state="directory")))
+        if not check_mode:
+            os.mkdir(folder, DIR_MODE)
+            os.chmod(folder, DIR_MODE)
+    if not missing and _mode(output_dir) != DIR_MODE:
+        changed = True
+        if diff:
+            diffs.append(dict(before=dict(path=output_dir, mode="0%03o" % _mode(output_dir)), after=dict(path=output_dir, mode="0%03o" % DIR_MODE)))
+        if not check_mode:
+            os.chmod(output_dir, DIR_MODE)
+
+    paths = []
+    for name in PLAN_FILES:
+        path = os.path.join(output_dir, name)
+        paths.append(path)
+        after = contents[name]
+        before = None if missing else _read(path)
+        if before == after:
+            if _mode(path) != FILE_MODE:
+                changed = True
+                if diff:
+                    diffs.append(dict(before=dict(path=path, mode="0%03o" % _mode(path)), after=dict(path=path, mode="0%03o" % FILE_MODE)))
+                if not check_mode:
+                    os.chmod(path, FILE_MODE)
+            continue
+        changed = True
+        if diff:
+            entry = dict(before=before or "", after=after, after_header=path)
+            if before is not None:
+                entry["before_header"] = path
+            diffs.append(entry)
+        if not check_mode:
+            _write_atomically(path, after)
+    return changed, paths, diffs
+
+
+def run(params, check_mode=False, diff=False):
+    """The task's result for validated parameters, as the module returns it.
+
+    ``changed`` first, then the sizing result (and ``files``, ``diff`` with output_dir), then ``warnings`` (a list of
+    str) when there are any; the caller shows them. Raises GpuSizingFailure when the task fails.
+    """
+    try:
+        result = size(params)
     except sizing.SizingError as exc:
-        module.fail_json(msg="%s (field: %s)" % (exc, exc.field), field=exc.field)
+        raise GpuSizingFailure("%s (field: %s)" % (exc, exc.field), dict(field=exc.field))
 
     # ansible-core shows module warnings itself and deprecates a returned 'warnings' key; plan.warnings keeps them in the result.
     warnings = result.pop("warnings")
-    for warning in warnings:
+    if not result["fits"] and params.get("fail_on_no_fit", True):
+        failed = dict(changed=False)
+        failed.update(result)
+        raise GpuSizingFailure("no plan fits: %s. Set fail_on_no_fit=false to get the best layout with fits=false." % "; ".join(warnings),
+                               failed, warnings)
+    answer = dict(changed=False)
+    answer.update(result)
+    if params.get("output_dir"):
+        contents = render_plan_files(plan_document(result, warnings))
+        try:
+            changed, paths, diffs = write_plan_files(params["output_dir"], contents, check_mode=check_mode, diff=diff)
+        except (IOError, OSError) as exc:
+            raise GpuSizingFailure("cannot write the plan files into %s: %s (field: output_dir)" % (params["output_dir"], to_native(exc)),
+                                   dict(field="output_dir"), warnings)
+        answer["changed"] = changed
+        answer["files"] = paths
+        if diff and diffs:
+            answer["diff"] = diffs
+    if warnings:
+        answer["warnings"] = warnings
+    return answer
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=copy.deepcopy(ARGUMENT_SPEC),
+        required_one_of=REQUIRED_ONE_OF,
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params, check_mode=module.check_mode, diff=module._diff)
+    except GpuSizingFailure as failure:
+        for warning in failure.warnings:
+            module.warn(warning)
+        module.fail_json(msg=failure.msg, **failure.result)
+    for warning in result.pop("warnings", []):
         module.warn(warning)
-    if not result["fits"] and module.params["fail_on_no_fit"]:
-        module.fail_json(msg="no plan fits: %s. Set fail_on_no_fit=false to get the best layout with fits=false." % "; ".join(warnings),
-                         changed=False, **result)
-    module.exit_json(changed=False, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

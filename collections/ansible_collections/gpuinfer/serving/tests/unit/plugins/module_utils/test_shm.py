@@ -90,7 +90,7 @@ def test_string_integers_from_yaml_are_accepted():
         ({"tensor_parallel_size": True}, "tensor_parallel_size must be an integer >= 1, got True"),
         ({"tensor_parallel_size": "eight"}, "tensor_parallel_size must be an integer >= 1, got 'eight'"),
         ({"tensor_parallel_size": 2, "pipeline_parallel_size": 0}, "pipeline_parallel_size must be an integer >= 1, got 0"),
-        ({"tensor_parallel_size": 3, "nodes": 2}, "does not split evenly over nodes (2)"),
+        ({"tensor_parallel_size": 3, "nodes": 2}, "do not split evenly over 2 nodes"),
         ({"tensor_parallel_size": 2, "node_memory_bytes": 16 * GIB, "max_node_fraction": 0}, "max_node_fraction must be a number in (0, 1]"),
         ({"tensor_parallel_size": 2, "node_memory_bytes": 16 * GIB, "max_node_fraction": "half"}, "max_node_fraction must be a number in (0, 1]"),
         ({"tensor_parallel_size": 2, "node_memory_bytes": -1}, "node_memory_bytes must be an integer >= 1, got -1"),

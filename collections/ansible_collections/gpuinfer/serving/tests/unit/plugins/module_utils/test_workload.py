@@ -12,7 +12,7 @@ from ansible_collections.gpuinfer.serving.plugins.module_utils.workload import (
 CONTAINER = {"name": "engine", "image": "example/engine:1", "env": [{"name": "A", "value": "1"}]}
 BASE = {
     "name": "llm-vllm", "namespace": "ns", "instance": "llm", "engine": "vllm", "replicas": 1, "nodes": 1,
-    "gpus_per_node": 8, "gpu_labels": ["NVIDIA-H100-80GB-HBM3"], "leader_container": CONTAINER,
+    "gpus_per_pod": 8, "gpu_labels": ["NVIDIA-H100-80GB-HBM3"], "leader_container": CONTAINER,
     "shm_size": "16Gi", "cache": {"pvc_name": "cache", "mount_path": "/models"},
     "nccl": {"socket_ifname": "eth0", "ib_hca": "mlx5", "debug": "INFO"},
 }
@@ -99,7 +99,7 @@ def test_rollout_surges_only_with_a_spare_replica_of_gpus(choice, replicas, spar
 
 @pytest.mark.parametrize("changes,message", [
     (dict(rollout={"strategy": "BlueGreen"}), "rollout strategy must be one of"),
-    (dict(gpus_per_node=0), "gpus_per_node must be at least 1"),
+    (dict(gpus_per_pod=0), "gpus_per_pod must be at least 1"),
     (dict(nodes="two"), "nodes must be a whole number"),
     (dict(shm_size=""), "shm_size must be set"),
     (dict(cache={"pvc_name": "x"}), "cache.mount_path"),

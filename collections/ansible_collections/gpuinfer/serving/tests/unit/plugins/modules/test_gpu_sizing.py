@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
@@ -18,6 +19,13 @@ PLAN_KEYS = {"tensor_parallel_size", "pipeline_parallel_size", "nodes", "gpus_pe
              "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "warnings"}
 MEMORY_KEYS = {"total", "usable", "weights", "activation_peak", "non_torch", "cuda_graph", "kv_cache"}
 MODEL_KEYS = {"id", "hf_id", "architecture", "num_layers", "num_attention_heads", "num_kv_heads", "max_position_embeddings", "dtype"}
+
+
+@pytest.fixture(autouse=True)
+def module_process(monkeypatch):
+    """main() as in a module's own process. Once controller code is imported into this pytest process (a test file
+    importing ansible.errors or an action plugin), module warnings would go to the controller's display, not the result."""
+    monkeypatch.setattr(module_utils_internal, "is_controller", False)
 
 
 def run_module(capsys, **args):

@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+"""Action plugin gpuinfer.serving.check_inputs: type- and range-check every user-facing variable on the controller.
+
+Runs in-process (no module is sent anywhere). Checks the variables of
+module_utils.inputs.SHARED_INPUTS (+ ENGINE_INPUTS[engine], + the caller's ``extra`` table) that are
+defined, after templating them; then, for every option of every role argument spec of the collection
+that is defined, refuses a list/dict option whose value is not a real list/dict (Ansible's own
+validation would split a string such as ``-e vllm_extra_args=notalist`` into a list) and a value
+outside the option's ``choices``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleUndefinedVariable
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+
+# plugins/action/check_inputs.py -> the collection root.
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MESSAGE_PREFIX = "Bad input, nothing was created: "
+
+_SPEC_CACHE = {}
+
+
+def role_option_specs(collection_root=COLLECTION_ROOT):
+    """{option name: [(role, option spec), ...]} from every roles/*/meta/argument_specs.yml of the collection."""
+    paths = sorted(glob.glob(os.path.join(collection_root, "roles", "*", "meta", "argument_specs.yml")))
+    key = tuple((path, os.path.getmtime(path)) for path in paths)
+    if key in _SPEC_CACHE:
+        return _SPEC_CACHE[key]
+    options = {}
+    for path in paths:
+        role = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        try:
+            with open(path) as handle:
+                document = yaml.safe_load(handle) or {}
+        except Exception:  # pylint: disable=broad-except
+            continue
+        entry_points = document.get("argument_specs") if isinstance(document, Mapping) else None
+        for entry in (entry_points or {}).values():
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("options"), Mapping):
+                continue
+            for name, spec in entry["options"].items():
+                if not isinstance(spec, Mapping):
+                    continue
+                seen = options.setdefault(name, [])
+                if not any(dict(spec) == dict(other) for _role, other in seen):
+                    seen.append((role, spec))
+    _SPEC_CACHE.clear()
+    _SPEC_CACHE[key] = options
+    return options
+
+
+def spec_from_option(option):
+    """The inputs validator spec that enforces an argument-spec option's container type and choices (or None)."""
+    option_type = option.get("type", "str")
+    choices = option.get("choices")
+    spec = None
+    if option_type == "list":
+        elements = option.get("elements")
+        spec = {"check": {"dict": "list_of_dicts", "str": "list_of_str"}.get(elements, "list")}
+    elif option_type == "dict":
+        spec = {"check": "dict"}
+    elif choices and isinstance(choices, (list, tuple)):
+        spec = {"check": "choices", "choices": list(choices)}
+    if spec is not None and option.get("no_log"):
+        spec["secret"] = True
+    return spec
+
+
+def _plain(value):
+    """Templated data as plain Python containers (lazy containers and tagged strings unwrapped)."""
+    if isinstance(value, Mapping):
+        return dict((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
+class ActionModule(ActionBase):
+    """Check the user-facing variables before anything is created."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _resolve(self, task_vars, name):
+        """(True, templated value) or (False, reason) when the variable cannot be resolved yet."""
+        try:
+            return True, _plain(self._templar.template(task_vars[name]))
+        except AnsibleUndefinedVariable as exc:
+            return False, "undefined: %s" % to_text(exc).splitlines()[0]
+        except Exception as exc:  # pylint: disable=broad-except
+            return False, "%s: %s" % (type(exc).__name__, to_text(exc).splitlines()[0] if to_text(exc) else "")
+
+    def run(self, tmp=None, task_vars=None):
+        if task_vars is None:
+            task_vars = {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+
+        dummy, args = self.validate_argument_spec(
+            argument_spec=dict(
+                engine=dict(type="str"),
+                extra=dict(type="dict", default={}),
+            ),
+        )
+        engine = args.get("engine") or ""
+        table = dict(inputs.SHARED_INPUTS)
+        table.update(inputs.ENGINE_INPUTS.get(engine, {}))
+        extra = args.get("extra") or {}
+        for name, spec in extra.items():
+            if not isinstance(spec, Mapping) or spec.get("check") not in inputs.VALIDATORS:
+                result.update(failed=True, msg="check_inputs: extra.%s must be a spec such as {check: dns_label}; checks: %s"
+                              % (name, ", ".join(sorted(inputs.VALIDATORS))))
+                return result
+            table[name] = dict(spec)
+
+        problems = []
+        unresolved = {}
+        checked = set()
+        values = {}
+
+        def resolved(name):
+            if name not in values:
+                ok, value = self._resolve(task_vars, name)
+                if ok:
+                    values[name] = value
+                else:
+                    unresolved[name] = value
+            return name in values
+
+        # 1. The tables: type, format and range of each known variable.
+        bad = set()
+        for name in sorted(table):
+            if name not in task_vars or not resolved(name):
+                continue
+            checked.add(name)
+            for message in inputs.check({name: values[name]}, {name: table[name]}):
+                problems.append(message)
+                bad.add(name)
+
+        # 2. Every role option: lists are real lists, dicts real dicts, choices respected.
+        try:
+            options = role_option_specs()
+        except Exception as exc:  # pylint: disable=broad-except
+            options = {}
+            result.setdefault("warnings", []).append("check_inputs could not read the role argument specs: %s" % to_text(exc))
+        for name in sorted(options):
+            if name in bad or name not in task_vars:
+                continue
+            for role, option in options[name]:
+                spec = spec_from_option(option)
+                if spec is None or not resolved(name):
+                    continue
+                checked.add(name)
+                if values[name] is None:
+                    continue  # not given: the role's default applies
+                found = inputs.check({name: values[name]}, {name: spec})
+                if found:
+                    if spec["check"] == "choices":
+                        declared = "choices"
+                    else:
+                        declared = "type %s%s" % (option.get("type"), ", elements %s" % option["elements"] if option.get("elements") else "")
+                    problems.append("%s (role gpuinfer.serving.%s declares %s)" % (found[0], role, declared))
+                    bad.add(name)
+                    break
+
+        result["changed"] = False
+        result["checked"] = len(checked)
+        if unresolved:
+            result["unresolved"] = unresolved
+        if problems:
+            result["failed"] = True
+            result["problems"] = problems
+            result["msg"] = MESSAGE_PREFIX + "; ".join(problems)
+        else:
+            result["msg"] = "%d inputs checked" % len(checked)
+        return result

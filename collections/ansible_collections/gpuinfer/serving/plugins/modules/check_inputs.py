@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: gpuinfer.serving contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: check_inputs
+short_description: Type- and range-check every user-facing variable before anything is created
+version_added: "0.1.0"
+description:
+  - Checks, on the controller, the variables the collection's playbooks and roles read, as the play sees them
+    (inventory, play and extra variables, templated). A variable that is not defined is not checked.
+  - The table of shared variables (names and namespaces are DNS labels, ports are 1-65535, StorageClass and Secret
+    names are DNS subdomains, sizes are Kubernetes quantities, lists are lists, mount paths are absolute, URLs are
+    http(s)) is in C(plugins/module_utils/inputs.py) (C(SHARED_INPUTS)); O(engine) adds the engine role's table
+    (C(ENGINE_INPUTS)).
+  - Also reads every role argument spec of the collection and refuses, for each option that is defined, a value that
+    is not a real list or dict where the spec declares C(type=list) or C(type=dict) (Ansible's own validation would
+    turn C(-e vllm_extra_args=notalist) into C(['notalist'])), and a value outside the option's C(choices).
+  - Fails with one message per bad variable, each naming the variable, its value (masked for secrets) and what is
+    allowed. Variables whose value cannot be templated yet (they refer to facts set later) are listed in
+    RV(unresolved) and not checked.
+  - This is an action plugin; it runs on the controller and never on a target host.
+author:
+  - gpuinfer.serving contributors (!UNKNOWN)
+options:
+  engine:
+    description:
+      - Also check the variables of this engine role (C(vllm) or C(nim)). Another value adds nothing
+        (the engine choice is checked elsewhere).
+    type: str
+  extra:
+    description:
+      - More variables to check, as variable name to validator spec (a dict with the key C(check) and the check's
+        parameters, see EXAMPLES).
+      - Checks - C(str), C(dns_label), C(dns_subdomain), C(port), C(int_range) (C(min), C(max)), C(number_range),
+        C(quantity), C(list), C(list_of_str), C(list_of_dicts), C(dict), C(dict_of_str), C(bool), C(absolute_path),
+        C(http_url), C(choices) (C(choices)), C(duration), C(regex) (C(pattern), C(what)). C(empty_ok=true) accepts
+        an empty string as unset; C(secret=true) never shows the value.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    description: Only reads variables; behaves the same in check mode.
+    support: full
+  diff_mode:
+    description: Changes nothing, so there is no diff.
+    support: none
+  platform:
+    description: Runs on the controller.
+    support: full
+    platforms: all
+notes:
+  - Run it as the first task of a play, so a bad variable fails before any object exists.
+seealso:
+  - module: ansible.builtin.validate_argument_spec
+"""
+
+EXAMPLES = r"""
+- name: Check every input before anything is planned or created
+  gpuinfer.serving.check_inputs:
+    engine: "{{ gpuinfer_engine | default('vllm') }}"
+
+- name: Check the variables of a play of your own too
+  gpuinfer.serving.check_inputs:
+    engine: vllm
+    extra:
+      my_proxy_port: {check: port}
+      my_scratch_size: {check: quantity, empty_ok: true}
+      my_pool: {check: dns_label}
+"""
+
+RETURN = r"""
+checked:
+  description: Number of defined variables that were checked.
+  returned: always
+  type: int
+  sample: 12
+problems:
+  description: One message per bad variable, each starting with C(name=value).
+  returned: failure
+  type: list
+  elements: str
+  sample:
+    - "inference_service_port=70000: must be a port number 1-65535"
+unresolved:
+  description: Variables that could not be templated yet (name to reason); they were not checked.
+  returned: when any
+  type: dict
+  sample: {vllm_served_model_name: "undefined: 'gpuinfer_plan' is undefined"}
+msg:
+  description: C(Bad input, nothing was created) followed by the problems, or how many variables were checked.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(engine=dict(type="str"), extra=dict(type="dict", default={})),
+                           supports_check_mode=True)
+    module.fail_json(msg="gpuinfer.serving.check_inputs is an action plugin: it runs on the controller and must not be "
+                         "executed as a module")
+
+
+if __name__ == "__main__":
+    main()

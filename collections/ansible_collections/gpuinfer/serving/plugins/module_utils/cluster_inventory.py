@@ -64,6 +64,7 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 # Conditions that are "True" when something is wrong (the kubelet reports them alongside Ready).
 PROBLEM_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
+
 class InventoryError(ValueError):
     """An API object does not have the shape the inventory expects; the message names it."""
 
@@ -573,4 +574,3 @@ def summarize_namespace_objects(namespace, namespace_found, secrets, claims, job
         else:
             result["jobs"][name] = {"exists": False, "succeeded": 0, "failed": 0, "complete": False, "failed_condition": False}
     return result
-

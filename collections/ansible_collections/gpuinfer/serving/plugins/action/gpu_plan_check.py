@@ -12,41 +12,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
-
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.gpuinfer.serving.plugins.action.gpu_sizing import as_data, validate_args
+from ansible_collections.gpuinfer.serving.plugins.action.gpu_sizing import InProcessModuleAction, as_data
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_plan_check
 
 
-class ActionModule(ActionBase):
+class ActionModule(InProcessModuleAction):
     """Run gpuinfer.serving.gpu_plan_check on the controller without starting a module."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    MODULE = gpu_plan_check
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-
-        params, warnings, error = validate_args(self._task.action, self._task.args, gpu_plan_check.ARGUMENT_SPEC)
-        if error:
-            result.update(failed=True, msg=error)
-            return result
+    def run_module(self, params, result, warnings):
         try:
-            params = as_data(params)
             result.update(as_data(gpu_plan_check.run(params, check_mode=bool(self._task.check_mode))))
         except gpu_plan_check.PlanCheckFailure as failure:
             result.update(failed=True, msg=failure.msg)
-        except Exception as exc:  # pylint: disable=broad-except
-            # A module would die with a traceback; say what broke and keep the traceback for -vvv.
-            result.update(failed=True, msg="gpu_plan_check failed: %s: %s" % (type(exc).__name__, to_text(exc)),
-                          exception=traceback.format_exc())
-        result["invocation"] = dict(module_args=params)
-        if warnings:
-            result["warnings"] = warnings
-        return result

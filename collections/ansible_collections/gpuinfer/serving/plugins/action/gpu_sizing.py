@@ -53,37 +53,61 @@ def as_data(value):
     return json.loads(json.dumps(value, default=_json_default))
 
 
-class ActionModule(ActionBase):
-    """Run gpuinfer.serving.gpu_sizing on the controller without starting a module."""
+class InProcessModuleAction(ActionBase):
+    """Base of the action plugins that run a pure computation module's run() on the controller.
+
+    Subclasses set MODULE (the module under plugins/modules, with ARGUMENT_SPEC) and CONSTRAINTS (more
+    ArgumentSpecValidator keywords), and implement run_module(params, result, warnings): call the module, add its
+    answer to ``result`` (failures as the module would report them) and its warnings to ``warnings``. Arguments are
+    validated as AnsibleModule would; any other exception fails the task with "<module> failed: ..." and keeps the
+    traceback for -vvv instead of a crash.
+    """
 
     TRANSFERS_FILES = False
     _requires_connection = False
     _supports_check_mode = True
     _supports_async = False
 
+    MODULE = None
+    CONSTRAINTS = {}
+
+    def run_module(self, params, result, warnings):
+        raise NotImplementedError
+
     def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super(InProcessModuleAction, self).run(tmp, task_vars)
         del tmp
 
-        params, warnings, error = validate_args(self._task.action, self._task.args, gpu_sizing.ARGUMENT_SPEC,
-                                                required_one_of=gpu_sizing.REQUIRED_ONE_OF)
+        params, warnings, error = validate_args(self._task.action, self._task.args, self.MODULE.ARGUMENT_SPEC, **self.CONSTRAINTS)
         if error:
             result.update(failed=True, msg=error)
             return result
         try:
             params = as_data(params)
+            self.run_module(params, result, warnings)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A module would die with a traceback; say what broke and keep the traceback for -vvv.
+            name = self.MODULE.__name__.rsplit(".", 1)[-1]
+            result.update(failed=True, msg="%s failed: %s: %s" % (name, type(exc).__name__, to_text(exc)), exception=traceback.format_exc())
+        result["invocation"] = dict(module_args=params)
+        if warnings:
+            result["warnings"] = [to_text(warning) for warning in warnings]
+        return result
+
+
+class ActionModule(InProcessModuleAction):
+    """Run gpuinfer.serving.gpu_sizing on the controller without starting a module."""
+
+    MODULE = gpu_sizing
+    CONSTRAINTS = dict(required_one_of=gpu_sizing.REQUIRED_ONE_OF)
+
+    def run_module(self, params, result, warnings):
+        try:
             answer = gpu_sizing.run(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         except gpu_sizing.GpuSizingFailure as failure:
             result.update(as_data(failure.result))
             result.update(failed=True, msg=failure.msg)
             warnings.extend(failure.warnings)
-        except Exception as exc:  # pylint: disable=broad-except
-            # A module would die with a traceback; say what broke and keep the traceback for -vvv.
-            result.update(failed=True, msg="gpu_sizing failed: %s: %s" % (type(exc).__name__, to_text(exc)), exception=traceback.format_exc())
         else:
             warnings.extend(answer.pop("warnings", []))
             result.update(as_data(answer))
-        result["invocation"] = dict(module_args=params)
-        if warnings:
-            result["warnings"] = [to_text(warning) for warning in warnings]
-        return result

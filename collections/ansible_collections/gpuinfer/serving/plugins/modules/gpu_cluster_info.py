@@ -229,52 +229,32 @@ api_calls:
   sample: 7
 """
 
-import json
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inventory
 from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
+    AGGREGATED_DISCOVERY_ACCEPT,
     AUTH_ARG_SPEC,
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    K8sAuthError,
+    ApiException,
     api_client,
+    authenticate,
+    check_paging,
+    count_requests,
+    get_raw,
+    read_and_exit,
+    read_pages,
+    require_kubernetes,
+    response_json,
 )
 
 try:
     from kubernetes.client import ApiregistrationV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3HTTPError
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    class ApiException(Exception):
-        status = None
-        reason = None
-        body = None
-
-    class Urllib3HTTPError(Exception):
-        pass
-
-
-# Aggregated discovery (GA in Kubernetes 1.30) lists every group with its resources in one response;
-# older servers ignore the first two media types and answer with the legacy APIGroupList.
-AGGREGATED_DISCOVERY_ACCEPT = ", ".join(
-    (
-        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
-        "application/json",
-    )
-)
-CONNECT_TIMEOUT = 10
-# A continue token expires after ~5 minutes (etcd compaction); the list then restarts from scratch.
-MAX_LIST_ATTEMPTS = 2
-
-
-class ListExpired(Exception):
+except ImportError:  # pragma: no cover - reported through require_kubernetes
     pass
 
 
-class ClusterReadError(Exception):
-    """A failure worth a one-line message (no traceback)."""
+CONNECT_TIMEOUT = 10
+# What a 403 answer to the node and pod lists lacks.
+NEEDS = "the account needs get/list on nodes and pods cluster-wide (a ClusterRole bound with a ClusterRoleBinding)"
 
 
 class ClusterReader(object):
@@ -286,104 +266,49 @@ class ClusterReader(object):
         self.page_size = page_size
         self.timeout = (min(CONNECT_TIMEOUT, request_timeout), request_timeout)
         self.gpu_resource = gpu_resource
-        self.api_calls = 0
         self.warnings = []
-        self._count_requests(client)
+        self._requests = count_requests(client)
         self.core = CoreV1Api(client)
 
-    def _count_requests(self, client):
-        # Counting at the REST layer sees every HTTP request, whichever API class issued it.
-        rest = client.rest_client
-        send = rest.request
+    @property
+    def api_calls(self):
+        """HTTP requests made so far."""
+        return self._requests.count
 
-        def counted(*args, **kwargs):
-            self.api_calls += 1
-            return send(*args, **kwargs)
+    def _paged(self, list_call, start, add, **kwargs):
+        """The state ``add(state, items)`` builds from every page of a list (see read_pages)."""
 
-        rest.request = counted
+        def get_page(token):
+            extra = {"_continue": token} if token else {}
+            response = list_call(limit=self.page_size, _preload_content=False, _request_timeout=self.timeout, **dict(kwargs, **extra))
+            return response_json(response)
 
-    @staticmethod
-    def _json(response):
-        data = response.data
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
-        return json.loads(data)
-
-    def _paged(self, list_call, consume, **kwargs):
-        """Feed every page of a list to ``consume``; restart once when the continue token expires."""
-        for attempt in range(MAX_LIST_ATTEMPTS):
-            token = None
-            state = consume(None)  # reset
-            try:
-                while True:
-                    if token:
-                        kwargs["_continue"] = token
-                    else:
-                        kwargs.pop("_continue", None)
-                    try:
-                        response = list_call(limit=self.page_size, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-                    except ApiException as exc:
-                        if exc.status == 410 and token and attempt + 1 < MAX_LIST_ATTEMPTS:
-                            raise ListExpired()
-                        raise
-                    document = self._json(response)
-                    state = consume(document.get("items") or [])
-                    token = (document.get("metadata") or {}).get("continue")
-                    if not token:
-                        return state
-            except ListExpired:
-                continue
-        return state
+        return read_pages(get_page, start, lambda state, page: add(state, page.get("items") or []))
 
     def requested_gpus(self):
-        """{node: GPUs requested} from every scheduled, non-terminated pod."""
-        holder = {}
+        """{node: GPUs requested} from every scheduled, non-terminated pod, and the number of pods."""
 
-        def consume(items):
-            if items is None:
-                holder["requested"], holder["pods"] = {}, 0
-            else:
-                holder["pods"] += len(items)
-                inventory.requested_by_node(items, self.gpu_resource, into=holder["requested"], exclude=self.exclude_pods)
-            return holder
+        def add(state, items):
+            requested, pods = state
+            inventory.requested_by_node(items, self.gpu_resource, into=requested, exclude=self.exclude_pods)
+            return requested, pods + len(items)
 
-        self._paged(self.core.list_pod_for_all_namespaces, consume, field_selector=inventory.POD_FIELD_SELECTOR)
-        return holder["requested"], holder["pods"]
+        return self._paged(self.core.list_pod_for_all_namespaces, lambda: ({}, 0), add, field_selector=inventory.POD_FIELD_SELECTOR)
 
     def nodes(self, requested, node_selector=None):
-        holder = {}
 
-        def consume(items):
-            if items is None:
-                holder["nodes"] = []
-            else:
-                holder["nodes"].extend(inventory.build_nodes(items, requested=requested, gpu_resource=self.gpu_resource))
-            return holder
+        def add(nodes, items):
+            nodes.extend(inventory.build_nodes(items, requested=requested, gpu_resource=self.gpu_resource))
+            return nodes
 
         kwargs = {"label_selector": node_selector} if node_selector else {}
-        self._paged(self.core.list_node, consume, **kwargs)
-        return sorted(holder["nodes"], key=lambda entry: entry["name"])
-
-    def _get_raw(self, path, accept):
-        """GET ``path`` verbatim with a chosen Accept header (the generated ApisApi asks for /apis/, and the API
-        server serves aggregated discovery on /apis only)."""
-        client = self.client
-        if hasattr(client, "param_serialize"):
-            request = client.param_serialize("GET", path, header_params={"Accept": accept}, auth_settings=["BearerToken"])
-            response = client.call_api(*request, _request_timeout=self.timeout)
-            response.read()
-            if not 200 <= response.status <= 299:
-                raise ApiException.from_response(http_resp=response, body=response.data, data=None)
-            return response
-        # kubernetes client releases before the 2025 generator
-        return client.call_api(
-            path, "GET", header_params={"Accept": accept}, auth_settings=["BearerToken"],
-            _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
-        )
+        nodes = self._paged(self.core.list_node, list, add, **kwargs)
+        return sorted(nodes, key=lambda entry: entry["name"])
 
     def discovery(self):
-        response = self._get_raw("/apis", AGGREGATED_DISCOVERY_ACCEPT)
-        discovery = inventory.parse_discovery(self._json(response))
+        # Raw: the generated ApisApi asks for /apis/, and the API server serves aggregated discovery on /apis only.
+        response = get_raw(self.client, "/apis", AGGREGATED_DISCOVERY_ACCEPT, self.timeout)
+        discovery = inventory.parse_discovery(response_json(response))
         mode = "aggregated"
         if any(entry["resources"] is None for entry in discovery.values()):
             mode = "legacy"
@@ -398,7 +323,7 @@ class ClusterReader(object):
                     # An aggregated API whose backend is down answers 503; judge that group by its presence alone.
                     self.warnings.append("cannot list the resources of %s/%s (%s %s)" % (group, entry["preferred"], exc.status, exc.reason))
                     continue
-                inventory.add_resource_list(discovery, self._json(response))
+                inventory.add_resource_list(discovery, response_json(response))
         return discovery, mode
 
     def cluster_policies(self, discovery):
@@ -420,7 +345,7 @@ class ClusterReader(object):
                 )
                 return None
             raise
-        return self._json(response).get("items") or []
+        return response_json(response).get("items") or []
 
     def metrics_api_services(self, discovery):
         if inventory.CUSTOM_METRICS_GROUP not in discovery:
@@ -435,13 +360,13 @@ class ClusterReader(object):
                 self.warnings.append("cannot read the custom metrics APIService (%s %s)" % (exc.status, exc.reason))
                 return None
             raise
-        return [self._json(response)]
+        return [response_json(response)]
 
     def _list(self, call, namespace, wanted):
         if not wanted:
             return []
         response = call(namespace, _preload_content=False, _request_timeout=self.timeout)
-        return self._json(response).get("items") or []
+        return response_json(response).get("items") or []
 
     def namespace_objects(self, wanted):
         namespace = wanted["namespace"]
@@ -480,27 +405,6 @@ class ClusterReader(object):
         }
 
 
-def _api_error_message(exc, host):
-    body = exc.body
-    detail = None
-    if body:
-        try:
-            detail = json.loads(body if isinstance(body, str) else body.decode("utf-8")).get("message")
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            detail = None
-    if exc.status == 401:
-        return (
-            "the API server at %s rejected the credentials (401 Unauthorized): check kubeconfig/context, "
-            "an expired token or client certificate" % host
-        )
-    if exc.status == 403:
-        return (
-            "forbidden by the API server at %s (403): %s; the account needs get/list on nodes and pods "
-            "cluster-wide (a ClusterRole bound with a ClusterRoleBinding)" % (host, detail or exc.reason)
-        )
-    return "the API server at %s answered %s %s: %s" % (host, exc.status, exc.reason, detail or "no details")
-
-
 def run_module():
     argument_spec = dict(
         page_size=dict(type="int", default=500),
@@ -517,42 +421,19 @@ def run_module():
     )
     argument_spec.update(AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR), api_calls=0)
-
+    require_kubernetes(module, api_calls=0)
+    check_paging(module)
     params = module.params
-    if params["page_size"] < 1:
-        module.fail_json(msg="page_size must be a positive number of items per request, got %s" % params["page_size"], api_calls=0)
-    if params["request_timeout"] < 1:
-        module.fail_json(msg="request_timeout must be at least 1 second, got %s" % params["request_timeout"], api_calls=0)
-
-    try:
-        client = api_client(params)
-    except K8sAuthError as exc:
-        module.fail_json(msg="cannot authenticate to Kubernetes: %s" % exc, api_calls=0)
-
-    host = client.configuration.host
+    client = authenticate(module, api_client, api_calls=0)
     reader = ClusterReader(client, params["page_size"], params["request_timeout"], params["gpu_resource"], params["exclude_pods"])
-    try:
+
+    def read():
         result = reader.gather(params["node_selector"])
         if params["namespace_objects"]:
             result["namespace_objects"] = reader.namespace_objects(params["namespace_objects"])
-    except ApiException as exc:
-        module.fail_json(msg=_api_error_message(exc, host), status=exc.status, api_calls=reader.api_calls)
-    except (Urllib3HTTPError, OSError) as exc:
-        module.fail_json(
-            msg="cannot reach the Kubernetes API server at %s: %s (check the kubeconfig server address, "
-            "VPN/firewall, and that the cluster is up)" % (host, exc),
-            api_calls=reader.api_calls,
-        )
-    except (inventory.InventoryError, ValueError) as exc:
-        module.fail_json(msg="unexpected API response from %s: %s" % (host, exc), api_calls=reader.api_calls)
-    finally:
-        client.close()
+        return result
 
-    for warning in reader.warnings:
-        module.warn(warning)
-    module.exit_json(changed=False, api_calls=reader.api_calls, **result)
+    read_and_exit(module, client, reader, read, NEEDS, bad_response=(inventory.InventoryError,))
 
 
 def main():

@@ -168,17 +168,21 @@ api_calls:
   sample: 84
 """
 
-import json
 import threading
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_labelled as labelled
 from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
     AUTH_ARG_SPEC,
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    K8sAuthError,
+    ApiException,
     api_client,
+    authenticate,
+    check_paging,
+    count_requests,
+    get_json,
+    read_and_exit,
+    read_pages,
+    require_kubernetes,
 )
 
 try:
@@ -186,30 +190,14 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     ThreadPoolExecutor = None
 
-try:
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3HTTPError
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    class ApiException(Exception):
-        status = None
-        reason = None
-        body = None
-
-    class Urllib3HTTPError(Exception):
-        pass
-
 
 CONNECT_TIMEOUT = 10
-# A continue token expires after ~5 minutes (etcd compaction); the list then restarts from scratch.
-MAX_LIST_ATTEMPTS = 2
 # Lists in flight at once: a remote API server's round trip, not its work, dominates small labelled lists.
 LIST_WORKERS = 8
 # Answers that mean "this resource cannot be listed here", not "the API server failed".
 SKIP_STATUSES = (403, 404, 405)
-
-
-class ListExpired(Exception):
-    pass
+# What a 403 answer to discovery lacks (a 403 for one resource's list is skipped, not a failure).
+NEEDS = "API discovery (GET /api, /apis) must be allowed"
 
 
 class LabelledReader(object):
@@ -219,45 +207,20 @@ class LabelledReader(object):
         self.client = client
         self.page_size = page_size
         self.timeout = (min(CONNECT_TIMEOUT, request_timeout), request_timeout)
-        self.api_calls = 0
         self.warnings = []
         self.skipped = []
         self._lock = threading.Lock()
-        self._count_requests(client)
+        # Counted at the REST layer: every HTTP request, whichever thread issued it.
+        self._requests = count_requests(client)
 
-    def _count_requests(self, client):
-        # Counting at the REST layer sees every HTTP request, whichever thread issued it.
-        rest = client.rest_client
-        send = rest.request
-
-        def counted(*args, **kwargs):
-            with self._lock:
-                self.api_calls += 1
-            return send(*args, **kwargs)
-
-        rest.request = counted
+    @property
+    def api_calls(self):
+        """HTTP requests made so far."""
+        return self._requests.count
 
     def _get(self, path, accept, query=None):
         """GET ``path`` verbatim with a chosen Accept header and query; the parsed JSON body."""
-        client = self.client
-        if hasattr(client, "param_serialize"):
-            request = client.param_serialize(
-                "GET", path, query_params=query or None, header_params={"Accept": accept}, auth_settings=["BearerToken"]
-            )
-            response = client.call_api(*request, _request_timeout=self.timeout)
-            response.read()
-            if not 200 <= response.status <= 299:
-                ApiException.from_response(http_resp=response, body=response.data, data=None)
-                raise ApiException(status=response.status, reason=response.reason)  # not reached with current clients
-        else:  # kubernetes client releases before the 2025 generator
-            response = client.call_api(
-                path, "GET", query_params=query or [], header_params={"Accept": accept}, auth_settings=["BearerToken"],
-                _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
-            )
-        data = response.data
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
-        return json.loads(data)
+        return get_json(self.client, path, accept, self.timeout, query)
 
     def _skip(self, api_version, resource, namespace, reason):
         with self._lock:
@@ -309,34 +272,29 @@ class LabelledReader(object):
     def list_objects(self, resource, namespace, selector, include_owned):
         """``(objects, owned)`` of one resource in one namespace (None: cluster-scoped), every page."""
         path = labelled.list_path(resource, namespace)
-        for attempt in range(MAX_LIST_ATTEMPTS):
-            objects, owned, token = [], 0, None
-            try:
-                while True:
-                    query = [("labelSelector", selector), ("limit", self.page_size)]
-                    if token:
-                        query.append(("continue", token))
-                    try:
-                        document = self._get(path, labelled.METADATA_LIST_ACCEPT, query)
-                    except ApiException as exc:
-                        if exc.status == 410 and token and attempt + 1 < MAX_LIST_ATTEMPTS:
-                            raise ListExpired()
-                        if exc.status in SKIP_STATUSES:
-                            self._skip(
-                                labelled.api_version(resource["group"], resource["version"]), resource["resource"], namespace,
-                                "%s %s" % (exc.status, exc.reason),
-                            )
-                            return [], 0
-                        raise
-                    found, left_out = labelled.objects_from_list(resource, document, include_owned)
-                    objects.extend(found)
-                    owned += left_out
-                    token = (document.get("metadata") or {}).get("continue")
-                    if not token:
-                        return objects, owned
-            except ListExpired:
-                continue
-        return objects, owned
+
+        def get_page(token):
+            query = [("labelSelector", selector), ("limit", self.page_size)]
+            if token:
+                query.append(("continue", token))
+            return self._get(path, labelled.METADATA_LIST_ACCEPT, query)
+
+        def add(state, page):
+            objects, owned = state
+            found, left_out = labelled.objects_from_list(resource, page, include_owned)
+            objects.extend(found)
+            return objects, owned + left_out
+
+        try:
+            return read_pages(get_page, lambda: ([], 0), add)
+        except ApiException as exc:
+            if exc.status not in SKIP_STATUSES:
+                raise
+            self._skip(
+                labelled.api_version(resource["group"], resource["version"]), resource["resource"], namespace,
+                "%s %s" % (exc.status, exc.reason),
+            )
+            return [], 0
 
     def gather(self, selector, namespaces, cluster_scoped, include_owned):
         resources, mode = self.discover()
@@ -373,26 +331,6 @@ class LabelledReader(object):
         }
 
 
-def _api_error_message(exc, host):
-    body = exc.body
-    detail = None
-    if body:
-        try:
-            detail = json.loads(body if isinstance(body, str) else body.decode("utf-8")).get("message")
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            detail = None
-    if exc.status == 401:
-        return (
-            "the API server at %s rejected the credentials (401 Unauthorized): check kubeconfig/context, "
-            "an expired token or client certificate" % host
-        )
-    if exc.status == 403:
-        return "forbidden by the API server at %s (403): %s; API discovery (GET /api, /apis) must be allowed" % (
-            host, detail or exc.reason
-        )
-    return "the API server at %s answered %s %s: %s" % (host, exc.status, exc.reason, detail or "no details")
-
-
 def run_module():
     argument_spec = dict(
         label_selectors=dict(type="list", elements="str", required=True),
@@ -404,8 +342,7 @@ def run_module():
     )
     argument_spec.update(AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR), api_calls=0)
+    require_kubernetes(module, api_calls=0)
 
     params = module.params
     try:
@@ -421,36 +358,15 @@ def run_module():
             namespaces.append(namespace)
     if not namespaces and not params["cluster_scoped"]:
         module.fail_json(msg="nothing to list: give namespaces, cluster_scoped=true, or both", api_calls=0)
-    if params["page_size"] < 1:
-        module.fail_json(msg="page_size must be a positive number of items per request, got %s" % params["page_size"], api_calls=0)
-    if params["request_timeout"] < 1:
-        module.fail_json(msg="request_timeout must be at least 1 second, got %s" % params["request_timeout"], api_calls=0)
+    check_paging(module)
 
-    try:
-        client = api_client(params)
-    except K8sAuthError as exc:
-        module.fail_json(msg="cannot authenticate to Kubernetes: %s" % exc, api_calls=0)
-
-    host = client.configuration.host
+    client = authenticate(module, api_client, api_calls=0)
     reader = LabelledReader(client, params["page_size"], params["request_timeout"])
-    try:
-        result = reader.gather(selector, namespaces, params["cluster_scoped"], params["include_owned"])
-    except ApiException as exc:
-        module.fail_json(msg=_api_error_message(exc, host), status=exc.status, api_calls=reader.api_calls)
-    except (Urllib3HTTPError, OSError) as exc:
-        module.fail_json(
-            msg="cannot reach the Kubernetes API server at %s: %s (check the kubeconfig server address, "
-            "VPN/firewall, and that the cluster is up)" % (host, exc),
-            api_calls=reader.api_calls,
-        )
-    except (labelled.DiscoveryError, ValueError) as exc:
-        module.fail_json(msg="unexpected API response from %s: %s" % (host, exc), api_calls=reader.api_calls)
-    finally:
-        client.close()
-
-    for warning in reader.warnings:
-        module.warn(warning)
-    module.exit_json(changed=False, api_calls=reader.api_calls, **result)
+    read_and_exit(
+        module, client, reader,
+        lambda: reader.gather(selector, namespaces, params["cluster_scoped"], params["include_owned"]),
+        NEEDS, bad_response=(labelled.DiscoveryError,),
+    )
 
 
 def main():

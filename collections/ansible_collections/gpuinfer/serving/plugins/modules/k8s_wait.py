@@ -205,33 +205,25 @@ api_server:
   sample: https://127.0.0.1:29443
 """
 
-import json
-
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2
     from urllib import quote
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait as waiting
 from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
     AUTH_ARG_SPEC,
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    K8sAuthError,
+    authenticate,
     build_configuration,
+    get_json,
+    require_kubernetes,
 )
 
 try:
     from kubernetes.client import ApiClient
-    from kubernetes.client.rest import ApiException
-except ImportError:  # pragma: no cover - reported through missing_required_lib
+except ImportError:  # pragma: no cover - reported through require_kubernetes
     ApiClient = None
-
-    class ApiException(Exception):
-        status = None
-        reason = None
-        body = None
 
 
 CONNECT_TIMEOUT = 5
@@ -251,25 +243,8 @@ class ObjectReader(object):
         self.warnings = []
 
     def _get(self, path):
-        client = self.client
-        accept = "application/json"
-        if hasattr(client, "param_serialize"):
-            request = client.param_serialize("GET", path, header_params={"Accept": accept}, auth_settings=["BearerToken"])
-            response = client.call_api(*request, _request_timeout=self.timeout)
-            response.read()
-            if not 200 <= response.status <= 299:
-                # Raises the status's ApiException subclass (ServiceException for 5xx, NotFoundException ...).
-                ApiException.from_response(http_resp=response, body=response.data, data=None)
-                raise ApiException(status=response.status, reason=response.reason)  # not reached with current clients
-        else:  # kubernetes client releases before the 2025 generator
-            response = client.call_api(
-                path, "GET", header_params={"Accept": accept}, auth_settings=["BearerToken"],
-                _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
-            )
-        data = response.data
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
-        return json.loads(data)
+        # An error answer raises the status's ApiException subclass (ServiceException for 5xx, NotFoundException ...).
+        return get_json(self.client, path, "application/json", self.timeout)
 
     def _resolve(self):
         target = self.target
@@ -308,16 +283,12 @@ def run_module():
     empty = dict(changed=False, waited=False, ready=False, resource=None, elapsed=0.0, polls=0, outages=0, longest_outage=0.0)
     if params["condition"] == "complete":
         empty["job_failed"] = False
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR), **empty)
+    require_kubernetes(module, **empty)
     for option, minimum in (("timeout", 0), ("delay", 1), ("api_outage_timeout", 1)):
         if params[option] < minimum:
             module.fail_json(msg="%s must be at least %d seconds, got %s" % (option, minimum, params[option]), **empty)
 
-    try:
-        configuration = build_configuration(params)
-    except K8sAuthError as exc:
-        module.fail_json(msg="cannot authenticate to Kubernetes: %s" % exc, **empty)
+    configuration = authenticate(module, build_configuration, **empty)
     configuration.retries = CONNECTION_RETRIES
     host = configuration.host
     empty["api_server"] = host

@@ -101,7 +101,8 @@ def _options_outside_the_tables():
     from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
     table = dict(inputs.SHARED_INPUTS)
-    for engine_table in inputs.ENGINE_INPUTS.values():
+    from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
+    for engine_table in [engine.inputs for engine in engines.ENGINES.values()]:
         table.update(engine_table)
     container = choices = None
     for name, specs in sorted(check_inputs.role_option_specs().items()):

@@ -4,7 +4,7 @@
 """Action plugin gpuinfer.serving.check_inputs: type- and range-check every user-facing variable on the controller.
 
 Runs in-process (no module is sent anywhere). Checks the variables of
-module_utils.inputs.SHARED_INPUTS (+ ENGINE_INPUTS[engine], + the caller's ``extra`` table) that are
+module_utils.inputs.SHARED_INPUTS (+ the engine description's inputs, + the caller's ``extra`` table) that are
 defined, after templating them; then, for every option of every role argument spec of the collection
 that is defined, refuses a list/dict option whose value is not a real list/dict (Ansible's own
 validation would split a string such as ``-e vllm_extra_args=notalist`` into a list) and a value
@@ -23,7 +23,7 @@ from ansible.errors import AnsibleUndefinedVariable
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs
 
 try:
     import yaml
@@ -131,7 +131,9 @@ class ActionModule(ActionBase):
         )
         engine = args.get("engine") or ""
         table = dict(inputs.SHARED_INPUTS)
-        table.update(inputs.ENGINE_INPUTS.get(engine, {}))
+        if engine in engines.ENGINES:
+            # The engine role's own variables, from the engine's description.
+            table.update(engines.get(engine).inputs)
         extra = args.get("extra") or {}
         for name, spec in extra.items():
             if not isinstance(spec, Mapping) or spec.get("check") not in inputs.VALIDATORS:

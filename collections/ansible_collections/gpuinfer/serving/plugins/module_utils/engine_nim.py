@@ -16,6 +16,7 @@ __metaclass__ = type
 import shlex
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_vllm
 
 IMAGE_TAG = "2.1.6"
@@ -125,11 +126,25 @@ ENGINE = base.Engine(
     cache_layout=base.CACHE_NIM,
     pod=pod,
     managed_flags=MANAGED_FLAGS,
+    # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
-        "nim_extra_args": {"check": "list_of_str"},
-        "nim_extra_env": {"check": "list_of_dicts"},
-        "nim_run_as_user": {"check": "int_range", "min": 0},
-        "nim_fs_group": {"check": "int_range", "min": 0},
-        "nim_cache_path": {"check": "absolute_path"},
+        "nim_model_images": inputs.STR_MAP,
+        "nim_image_repository": inputs.STR,
+        "nim_image_tag": inputs.NON_EMPTY_STR,
+        "nim_image_pull_policy": inputs.PULL_POLICY,
+        "nim_served_model_name": inputs.STR,
+        "nim_model_profile": inputs.STR,
+        "nim_cache_path": inputs.PATH,
+        "nim_passthrough_engine_args": inputs.BOOL,
+        "nim_extra_args": inputs.ARGS,
+        "nim_extra_env": inputs.ENV,
+        "nim_ngc_secret": inputs.SUBDOMAIN_OR_EMPTY,
+        "nim_ngc_secret_key": inputs.SECRET_KEY,
+        "nim_pull_secret": inputs.SUBDOMAIN_OR_EMPTY,
+        "nim_run_as_user": inputs.ID,
+        "nim_fs_group": inputs.ID,
+        "nim_workload_name": inputs.WORKLOAD_NAME,
+        "nim_scrape_annotations": inputs.BOOL,
+        "nim_wait": inputs.BOOL,
     },
 )

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
 VERSION = "0.5.23"
 IMAGE_REPOSITORY = "lmsysorg/sglang"
@@ -122,9 +123,23 @@ ENGINE = base.Engine(
     # SGLang's install guide: images ship CUDA 13 since v0.5.20 (v0.5.19-cu129 was the last CUDA 12 tag).
     image_cuda="13.0",
     managed_flags=MANAGED_FLAGS,
+    # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
-        "sglang_extra_args": {"check": "list_of_str"},
-        "sglang_extra_env": {"check": "list_of_dicts"},
-        "sglang_dist_port": {"check": "port"},
+        "sglang_model": inputs.STR,
+        "sglang_revision": inputs.STR,
+        "sglang_served_model_name": inputs.STR,
+        "sglang_image_repository": inputs.NON_EMPTY_STR,
+        "sglang_image_tag": inputs.NON_EMPTY_STR,
+        "sglang_image_pull_policy": inputs.PULL_POLICY,
+        "sglang_extra_args": inputs.ARGS,
+        "sglang_extra_env": inputs.ENV,
+        "sglang_dist_port": inputs.PORT,
+        "sglang_hf_hub_offline": inputs.BOOL,
+        "sglang_hf_token_secret": inputs.SUBDOMAIN_OR_EMPTY,
+        "sglang_hf_token_secret_key": inputs.SECRET_KEY,
+        "sglang_hf_token_required": inputs.BOOL,
+        "sglang_workload_name": inputs.WORKLOAD_NAME,
+        "sglang_scrape_annotations": inputs.BOOL,
+        "sglang_wait": inputs.BOOL,
     },
 )

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
 # The vLLM release the role pins (vllm_image_tag); the planner models this release's memory accounting.
 VERSION = "0.29.0"
@@ -125,9 +126,24 @@ ENGINE = base.Engine(
     # The sdist's docker/Dockerfile at the tag (tests/contracts/vllm).
     image_cuda="13.0",
     managed_flags=MANAGED_FLAGS,
+    # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
-        "vllm_extra_args": {"check": "list_of_str"},
-        "vllm_extra_env": {"check": "list_of_dicts"},
-        "vllm_master_port": {"check": "port"},
+        "vllm_model": inputs.STR,
+        "vllm_revision": inputs.STR,
+        "vllm_served_model_name": inputs.STR,
+        "vllm_image_repository": inputs.NON_EMPTY_STR,
+        "vllm_image_tag": inputs.NON_EMPTY_STR,
+        "vllm_image_pull_policy": inputs.PULL_POLICY,
+        "vllm_extra_args": inputs.ARGS,
+        "vllm_extra_env": inputs.ENV,
+        "vllm_launch_mode": inputs._spec("choices", choices=["mp"]),
+        "vllm_master_port": inputs.PORT,
+        "vllm_hf_hub_offline": inputs.BOOL,
+        "vllm_hf_token_secret": inputs.SUBDOMAIN_OR_EMPTY,
+        "vllm_hf_token_secret_key": inputs.SECRET_KEY,
+        "vllm_hf_token_required": inputs.BOOL,
+        "vllm_workload_name": inputs.WORKLOAD_NAME,
+        "vllm_scrape_annotations": inputs.BOOL,
+        "vllm_wait": inputs.BOOL,
     },
 )

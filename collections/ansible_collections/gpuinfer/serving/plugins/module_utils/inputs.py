@@ -5,7 +5,8 @@
 
 One table per scope maps a variable name to a validator spec (data, not code): ``SHARED_INPUTS``
 for the engine-independent variables (playbook-wide ``gpuinfer_*``, cache, shared workload settings,
-Service, GPU Operator, planner) and ``ENGINE_INPUTS[engine]`` for the engine roles. ``check(values,
+Service, GPU Operator, planner); each engine's own variables are in its description (engine_<name>.py,
+``Engine.inputs``), built from the specs here. ``check(values,
 table)`` returns one message per bad variable, naming it, showing the value and what is allowed.
 
 ``parse_quantity`` is the collection's one Kubernetes quantity parser (resource.Quantity grammar).
@@ -719,62 +720,3 @@ SHARED_INPUTS = {
     "gpu_operator_render_dir": STR,
 }
 
-ENGINE_INPUTS = {
-    "vllm": {
-        "vllm_model": STR,
-        "vllm_revision": STR,
-        "vllm_served_model_name": STR,
-        "vllm_image_repository": NON_EMPTY_STR,
-        "vllm_image_tag": NON_EMPTY_STR,
-        "vllm_image_pull_policy": PULL_POLICY,
-        "vllm_extra_args": ARGS,
-        "vllm_extra_env": ENV,
-        "vllm_launch_mode": _spec("choices", choices=["mp"]),
-        "vllm_master_port": PORT,
-        "vllm_hf_hub_offline": BOOL,
-        "vllm_hf_token_secret": SUBDOMAIN_OR_EMPTY,
-        "vllm_hf_token_secret_key": SECRET_KEY,
-        "vllm_hf_token_required": BOOL,
-        "vllm_workload_name": WORKLOAD_NAME,
-        "vllm_scrape_annotations": BOOL,
-        "vllm_wait": BOOL,
-    },
-    "sglang": {
-        "sglang_model": STR,
-        "sglang_revision": STR,
-        "sglang_served_model_name": STR,
-        "sglang_image_repository": NON_EMPTY_STR,
-        "sglang_image_tag": NON_EMPTY_STR,
-        "sglang_image_pull_policy": PULL_POLICY,
-        "sglang_extra_args": ARGS,
-        "sglang_extra_env": ENV,
-        "sglang_dist_port": PORT,
-        "sglang_hf_hub_offline": BOOL,
-        "sglang_hf_token_secret": SUBDOMAIN_OR_EMPTY,
-        "sglang_hf_token_secret_key": SECRET_KEY,
-        "sglang_hf_token_required": BOOL,
-        "sglang_workload_name": WORKLOAD_NAME,
-        "sglang_scrape_annotations": BOOL,
-        "sglang_wait": BOOL,
-    },
-    "nim": {
-        "nim_model_images": STR_MAP,
-        "nim_image_repository": STR,
-        "nim_image_tag": NON_EMPTY_STR,
-        "nim_image_pull_policy": PULL_POLICY,
-        "nim_served_model_name": STR,
-        "nim_model_profile": STR,
-        "nim_cache_path": PATH,
-        "nim_passthrough_engine_args": BOOL,
-        "nim_extra_args": ARGS,
-        "nim_extra_env": ENV,
-        "nim_ngc_secret": SUBDOMAIN_OR_EMPTY,
-        "nim_ngc_secret_key": SECRET_KEY,
-        "nim_pull_secret": SUBDOMAIN_OR_EMPTY,
-        "nim_run_as_user": ID,
-        "nim_fs_group": ID,
-        "nim_workload_name": WORKLOAD_NAME,
-        "nim_scrape_annotations": BOOL,
-        "nim_wait": BOOL,
-    },
-}

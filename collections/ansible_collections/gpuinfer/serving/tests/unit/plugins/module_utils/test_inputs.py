@@ -10,15 +10,17 @@ import pytest
 import yaml
 from ansible.errors import AnsibleUndefinedVariable
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs
 from ansible_collections.gpuinfer.serving.plugins.module_utils.inputs import (
-    ENGINE_INPUTS,
     SHARED_INPUTS,
     InputError,
     check,
     parse_quantity,
     validate,
 )
+
+# Each engine's role variables come from its description (engine_<name>.py).
+ENGINE_INPUTS = dict((name, engine.inputs) for name, engine in engines.ENGINES.items())
 
 COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 GIB = 2 ** 30

@@ -178,7 +178,8 @@ def nim_violations(objects, nim=None):
 
 
 def _series(text, prefix="vllm"):
-    return set(re.findall(r"\b%s:[a-z_:]+" % prefix, str(text)))
+    # Not an image reference such as lmsysorg/sglang:v0.5.23 (a metric name follows no "/").
+    return set(re.findall(r"(?<![\w/.-])%s:[a-z_][a-z_:]*" % prefix, str(text)))
 
 
 def metric_violations(objects, vllm=None, sglang=None):

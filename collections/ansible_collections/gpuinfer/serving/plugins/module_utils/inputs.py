@@ -719,4 +719,3 @@ SHARED_INPUTS = {
     "gpu_operator_min_gpu_nodes": COUNT,
     "gpu_operator_render_dir": STR,
 }
-

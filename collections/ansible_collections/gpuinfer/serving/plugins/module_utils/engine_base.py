@@ -41,7 +41,7 @@ class Engine(object):
     """
 
     def __init__(self, name, title, image_repository, image_tag, containers, probe_paths, metrics_path,
-                 queue_metric, cache_layout, image_cuda=None, inputs=None, pod=None, managed_flags=()):
+                 queue_metric, cache_layout, image_cuda=None, inputs=None, pod=None):
         self.name = name
         self.title = title
         self.image_repository = image_repository
@@ -57,7 +57,6 @@ class Engine(object):
         self.inputs = dict(inputs or {})
         # pod(settings) -> extra pod spec fields (pull secrets, security context).
         self._pod = pod
-        self.managed_flags = tuple(managed_flags)
 
     @property
     def image(self):

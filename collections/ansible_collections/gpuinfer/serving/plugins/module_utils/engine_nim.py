@@ -125,7 +125,6 @@ ENGINE = base.Engine(
     queue_metric="vllm:num_requests_waiting",
     cache_layout=base.CACHE_NIM,
     pod=pod,
-    managed_flags=MANAGED_FLAGS,
     # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
         "nim_model_images": inputs.STR_MAP,

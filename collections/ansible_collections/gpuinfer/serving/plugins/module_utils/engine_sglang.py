@@ -122,7 +122,6 @@ ENGINE = base.Engine(
     cache_layout=base.CACHE_HUGGINGFACE,
     # SGLang's install guide: images ship CUDA 13 since v0.5.20 (v0.5.19-cu129 was the last CUDA 12 tag).
     image_cuda="13.0",
-    managed_flags=MANAGED_FLAGS,
     # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
         "sglang_model": inputs.STR,

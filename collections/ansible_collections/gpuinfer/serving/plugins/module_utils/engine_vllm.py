@@ -125,7 +125,6 @@ ENGINE = base.Engine(
     cache_layout=base.CACHE_HUGGINGFACE,
     # The sdist's docker/Dockerfile at the tag (tests/contracts/vllm).
     image_cuda="13.0",
-    managed_flags=MANAGED_FLAGS,
     # The role's variables, checked before anything is created (module_utils/inputs.py specs).
     inputs={
         "vllm_model": inputs.STR,

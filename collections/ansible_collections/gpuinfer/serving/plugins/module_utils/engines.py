@@ -24,19 +24,12 @@ ENGINES = {
 
 EngineError = engine_base.EngineError
 API_PORT = engine_base.API_PORT
-CUDA_MIN_DRIVER_MAJOR = engine_base.CUDA_MIN_DRIVER_MAJOR
 
 # The vLLM release the planner models (its memory accounting is the plan's).
 VLLM_VERSION = engine_vllm.VERSION
-VLLM_MANAGED_FLAGS = engine_vllm.MANAGED_FLAGS
-NIM_MANAGED_FLAGS = engine_nim.MANAGED_FLAGS
-VLLM_DTYPE_NAMES = engine_vllm.DTYPE_NAMES
-QUANTIZED_DTYPES = ("fp8", "int8", "int4")
 
 vllm_plan_flags = engine_vllm.plan_flags
 vllm_engine_args = engine_vllm.engine_args
-nim_passthrough_args = engine_nim.passthrough_args
-quantize_online = engine_base.quantize_online
 hf_cache_env = engine_base.hf_cache_env
 hf_download_args = engine_base.hf_download_args
 
@@ -66,7 +59,7 @@ def image_driver_requirement(image):
     cuda = IMAGE_CUDA.get(str(image or ""))
     if cuda is None:
         return None
-    return {"image": str(image), "cuda": cuda, "min_driver_major": CUDA_MIN_DRIVER_MAJOR[cuda]}
+    return {"image": str(image), "cuda": cuda, "min_driver_major": engine_base.CUDA_MIN_DRIVER_MAJOR[cuda]}
 
 
 def _legacy(engine, spec, renames):

@@ -318,14 +318,46 @@ stop_proc() {
   rm -f "$f"
 }
 
+# True while the process just started for NAME exists and is not a zombie.
+# Unlike proc_alive it does not require our binary in its command line: right
+# after start_proc the background subshell may not have exec'd the binary yet
+# (seen on a loaded 2-core CI host), and a pid this fresh cannot be reused.
+proc_running() {
+  local f pid state
+  f=$(pid_file "$1")
+  [[ -f "$f" ]] || return 1
+  pid=$(cat "$f")
+  [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+  state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+# " (exit status N)" for a started process that has ended, when this shell
+# started it; "" otherwise.
+exit_status_of() {
+  local f pid rc
+  f=$(pid_file "$1")
+  [[ -f "$f" ]] || return 0
+  pid=$(cat "$f")
+  wait "$pid" 2>/dev/null
+  rc=$?
+  if ((rc == 127)); then
+    return 0
+  elif ((rc > 128)); then
+    echo " (killed by signal $((rc - 128)))"
+  else
+    echo " (exit status $rc)"
+  fi
+}
+
 # wait_until NAME TIMEOUT COMMAND...: poll COMMAND; fail early if NAME died.
 wait_until() {
   local name=$1 timeout=$2
   shift 2
   local start=$SECONDS
   until "$@" >/dev/null 2>&1; do
-    if ! proc_alive "$name"; then
-      fail "$name exited during start-up" "$(log_file "$name")"
+    if ! proc_running "$name"; then
+      fail "$name exited during start-up$(exit_status_of "$name")" "$(log_file "$name")"
     fi
     if ((SECONDS - start >= timeout)); then
       fail "$name not ready after ${timeout}s" "$(log_file "$name")"

@@ -384,7 +384,7 @@ def test_model_cache_existing_claim_is_not_created(tmp_path):
 @pytest.mark.parametrize("variables, message", [
     ({"model_cache_size": "100Gi"},
      "model_cache_size=100Gi (107374182400 bytes) is smaller than the model weights, 141107412992 bytes"),
-    ({"model_cache_size": "lots"}, "model_cache_size=lots (-1 bytes) is not a Kubernetes quantity"),
+    ({"model_cache_size": "lots"}, "model_cache_size=lots is not a Kubernetes quantity such as 500Gi"),
     ({"model_cache_access_mode": "ReadWriteAll"}, "model_cache_access_mode must be one of"),
     ({"model_cache_engine": "tgi"}, "model_cache_engine=tgi (nim|sglang|vllm)"),
     ({"gpuinfer_plan": {"plan": {"tensor_parallel_size": 1}}}, "plan weights_bytes=missing"),

@@ -76,18 +76,22 @@ def test_the_job_name_changes_with_what_it_downloads_and_stays_a_dns_label():
     assert long_name.startswith("a" * 39 + "-model-download-")
 
 
+def resolved_for(named):
+    return model_cache.resolve(named, PLAN)
+
+
 def test_existing_secrets_and_claim_are_checked_by_name_and_key():
     named = settings(hf_token_existing_secret="hf", pull_existing_secret="pull", existing_claim="weights")
     found = {"hf": {"exists": True, "keys": ["HF_TOKEN"]}, "pull": {"exists": True, "keys": ["token"]}}
-    problems = model_cache.existing_problems(named, found, {"exists": True, "capacity": "100Gi"}, WEIGHTS)
+    problems = model_cache.existing_problems(resolved_for(named), found, {"exists": True, "capacity": "100Gi"})
     assert problems == [
         "Secret pull (model_cache_pull_existing_secret) has no key .dockerconfigjson (keys: token)",
         "PersistentVolumeClaim weights holds 100Gi (107374182400 bytes), less than the model weights, %d bytes." % WEIGHTS,
     ]
-    assert model_cache.existing_problems(named, {}, {"exists": False}, WEIGHTS)[-1] == (
+    assert model_cache.existing_problems(resolved_for(named), {}, {"exists": False})[-1] == (
         "PersistentVolumeClaim weights (model_cache_existing_claim) does not exist in namespace llm-serving.")
     fine = dict(found, pull={"exists": True, "keys": [".dockerconfigjson"]})
-    assert model_cache.existing_problems(named, fine, {"exists": True, "capacity": "500Gi"}, WEIGHTS) == []
+    assert model_cache.existing_problems(resolved_for(named), fine, {"exists": True, "capacity": "500Gi"}) == []
 
 
 def test_lookups_fill_in_what_the_cluster_read_did_not_cover():

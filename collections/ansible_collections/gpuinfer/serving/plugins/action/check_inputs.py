@@ -143,6 +143,9 @@ class ActionModule(ActionBase):
             table[name] = dict(spec)
 
         problems = []
+        if engine and engine not in engines.ENGINES:
+            problems.append("gpuinfer_engine=%s: allowed %s (registered in module_utils/engines.py)"
+                            % (engine, ", ".join(engines.names())))
         unresolved = {}
         checked = set()
         values = {}

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, layout, probes, workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, layout, probes, service, workload
 
 
 def _call(function, *args, **kwargs):
@@ -73,6 +73,10 @@ def replica_layout(plan):
     return _call(layout.of_plan, plan)
 
 
+def service_resolve(settings, components=None):
+    return _call(service.resolve, settings, components)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -87,4 +91,5 @@ class FilterModule(object):
             "engine_info": engine_info,
             "engine_names": engine_names,
             "replica_layout": replica_layout,
+            "service_resolve": service_resolve,
         }

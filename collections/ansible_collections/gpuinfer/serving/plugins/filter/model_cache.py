@@ -25,21 +25,16 @@ def model_cache_resolve(settings, plan):
     return _call(model_cache.resolve, settings, plan)
 
 
-def model_cache_existing_secrets(settings):
-    return _call(model_cache.existing_secrets, settings)
-
-
-def model_cache_existing_problems(settings, known_objects, secret_lookup, claim_lookup, weights_bytes):
+def model_cache_existing_problems(resolved, known_objects, secret_lookup, claim_lookup):
     known = known_objects or {}
     found = _call(model_cache.found_from_lookups, known.get("secrets"), (secret_lookup or {}).get("results"))
-    claim = _call(model_cache.claim_from, known.get("claims"), claim_lookup, settings.get("existing_claim"))
-    return _call(model_cache.existing_problems, settings, found, claim, weights_bytes)
+    claim = _call(model_cache.claim_from, known.get("claims"), claim_lookup, resolved.get("existing_claim"))
+    return _call(model_cache.existing_problems, resolved, found, claim)
 
 
 class FilterModule(object):
     def filters(self):
         return {
             "model_cache_resolve": model_cache_resolve,
-            "model_cache_existing_secrets": model_cache_existing_secrets,
             "model_cache_existing_problems": model_cache_existing_problems,
         }

@@ -174,6 +174,10 @@ def resolve(settings, plan):
     return {
         "problems": problems,
         "notes": notes,
+        # What verify_existing checks once the cluster can be asked, so it needs no settings again.
+        "namespace": settings["namespace"],
+        "existing_claim": settings["existing_claim"],
+        "existing_secrets": existing_secrets(settings),
         "weights_bytes": weights,
         "requested_bytes": requested,
         "claim_size": claim_size,
@@ -195,22 +199,23 @@ def existing_secrets(settings):
             for variable, name, key in EXISTING_SECRETS if settings.get(name)]
 
 
-def existing_problems(settings, found_secrets, claim, weights_bytes):
+def existing_problems(resolved, found_secrets, claim):
     """Problems with what the user named, from what the cluster holds (names and keys only, never values).
 
-    ``found_secrets``: {name: {exists, keys}}; ``claim``: None when no existing claim was named, else
-    {exists, capacity}.
+    ``resolved``: what resolve() returned; ``found_secrets``: {name: {exists, keys}}; ``claim``: None when no
+    existing claim was named, else {exists, capacity}.
     """
     problems = []
-    namespace = settings["namespace"]
-    for wanted in existing_secrets(settings):
+    namespace = resolved["namespace"]
+    weights_bytes = resolved["weights_bytes"]
+    for wanted in resolved["existing_secrets"]:
         found = found_secrets.get(wanted["name"]) or {"exists": False, "keys": []}
         if not found.get("exists"):
             problems.append("Secret %s (%s) does not exist in namespace %s" % (wanted["name"], wanted["variable"], namespace))
         elif wanted["key"] not in (found.get("keys") or []):
             problems.append("Secret %s (%s) has no key %s (keys: %s)"
                             % (wanted["name"], wanted["variable"], wanted["key"], ", ".join(found.get("keys") or []) or "none"))
-    name = settings.get("existing_claim")
+    name = resolved.get("existing_claim")
     if name and claim is not None:
         if not claim.get("exists"):
             problems.append("PersistentVolumeClaim %s (model_cache_existing_claim) does not exist in namespace %s."

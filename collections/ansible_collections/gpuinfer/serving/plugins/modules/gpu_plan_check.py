@@ -212,6 +212,11 @@ def run(params, check_mode=False):
 
     Only reads its input, so check mode changes nothing.
     """
+    if not params["plan"] or "plan" not in params["plan"]:
+        raise PlanCheckFailure(
+            "No plan: pass the gpuinfer.serving.gpu_sizing result as plan (in the playbooks: gpuinfer_plan, or "
+            "gpuinfer_plan_file=<dir>/plan.yml written by playbooks/plan.yml)."
+        )
     shm_size = params.get("shm_size_bytes")
     if shm_size is not None and shm_size != "":
         try:

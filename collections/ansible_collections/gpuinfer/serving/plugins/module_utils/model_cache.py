@@ -64,12 +64,11 @@ def _credential_problems(settings):
         ("ngc_api_key_given", "ngc_existing_secret"),
         ("ngc_api_key_given", "pull_existing_secret"),
     )
-    if any(settings[given] and settings[existing] for given, existing in pairs):
-        return ["Give model_cache_hf_token or model_cache_hf_token_existing_secret (%s), model_cache_ngc_api_key or "
-                "model_cache_ngc_existing_secret (%s) / model_cache_pull_existing_secret (%s), not both."
-                % tuple(settings[name] or "empty" for name in ("hf_token_existing_secret", "ngc_existing_secret",
-                                                              "pull_existing_secret"))]
-    return []
+    if not any(settings[given] and settings[existing] for given, existing in pairs):
+        return []
+    named = tuple(settings[name] or "empty" for name in ("hf_token_existing_secret", "ngc_existing_secret", "pull_existing_secret"))
+    return ["Give model_cache_hf_token or model_cache_hf_token_existing_secret (%s), model_cache_ngc_api_key or "
+            "model_cache_ngc_existing_secret (%s) / model_cache_pull_existing_secret (%s), not both." % named]
 
 
 def _size_problem(size, requested, weights):

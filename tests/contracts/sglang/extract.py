@@ -165,6 +165,47 @@ def collect_routes(src) -> list[str]:
     return sorted(routes)
 
 
+# The start-up lines verify reads (module_utils/engine_log.py): where they are logged, and a marker each holds.
+LOG_LINES = {
+    "load_weight_end": ("sglang/srt/model_executor/model_runner.py", "Load weight end. "),
+    "kv_cache_allocated": ("sglang/srt/mem_cache/memory_pool.py", "#tokens: "),
+    "max_total_num_tokens": ("sglang/srt/managers/scheduler.py", "max_total_num_tokens="),
+}
+
+
+def _render_fstring(node: ast.JoinedStr) -> str:
+    """An f-string as its literal text with each placeholder written ``{<expression>}``."""
+    parts = []
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            parts.append(str(value.value))
+        else:
+            spec = ""
+            if value.format_spec is not None:
+                spec = ":" + "".join(str(v.value) for v in value.format_spec.values if isinstance(v, ast.Constant))
+            parts.append("{" + ast.unparse(value.value) + spec + "}")
+    return "".join(parts)
+
+
+def collect_log_lines(src) -> dict[str, list[str]]:
+    """The f-strings of the ``logger.info`` calls that write the start-up lines verify parses, by LOG_LINES key."""
+    lines = {}
+    for key, (path, marker) in LOG_LINES.items():
+        if path not in src.files:
+            continue
+        found = []
+        for node in ast.walk(src.tree(path)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "info"
+                    and node.args and isinstance(node.args[0], ast.JoinedStr)):
+                continue
+            text = _render_fstring(node.args[0])
+            if marker in text:
+                found.append(text)
+        if found:
+            lines[key] = sorted(set(found))
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", default=DEFAULT_VERSION, help="SGLang release on PyPI")
@@ -202,6 +243,7 @@ def main(argv=None) -> int:
         "metrics": metrics,
         "metric_types": metric_types,
         "routes": collect_routes(src),
+        "log_lines": collect_log_lines(src),
     }
     out = Path(args.out) if args.out else HERE / f"{ENGINE}-{version}.json"
     out.write_text(json.dumps(contract, indent=2) + "\n")

@@ -9,8 +9,14 @@ CUDA-graph pool, and (0.2x releases) one line breaking the budget down. ``parse`
 whatever precedes them on the line (``INFO 12-01 10:00:00 [gpu_worker.py:560]``, ``(EngineCore_DP0
 pid=123)``, ``(VllmWorker rank=1 pid=9)``, a NIM JSON record) and in the wordings of several releases.
 
+SGLang logs the same figures in its own words (0.5.x, rank-tagged ``[2026-12-01 10:00:00 TP0]``): "Load weight
+end. ... mem usage=X GB." for the weights, and "KV Cache is allocated. dtype: ..., #tokens: N, K size: X GB,
+V size: Y GB" (or "KV size: X GB" for MLA) for the KV cache, whose memory is K + V. The wordings are those of
+the pinned release's source (tests/contracts/sglang/*.json, ``log_lines``).
+
 Sizes become bytes with GiB = 1024**3: vLLM divides by ``1 << 30`` (``format_gib``) even where old
-releases printed "GB". A line that is not in the log leaves its key out (never a zero).
+releases printed "GB", and so does SGLang (``GB = 1024 * 1024 * 1024``). A line that is not in the log
+leaves its key out (never a zero).
 
 With several workers (tensor/pipeline-parallel ranks) each logging its own lines, the KV figures keep
 the smallest (the rank that binds the whole engine) and the per-rank figures the first; ``ranks``
@@ -39,6 +45,8 @@ _WEIGHTS = (
     re.compile(r"Loading model weights took " + _SIZE),
     # 0.7 - 0.10 profiling summary: "model weights take 14.99GiB; non_torch_memory takes ..."
     re.compile(r"model weights take\s+" + _SIZE),
+    # SGLang: "Load weight end. elapsed=31.50 s, type=LlamaForCausalLM, avail mem=12.00 GB, mem usage=65.73 GB."
+    re.compile(r"Load weight end\. .*?mem usage=" + _SIZE),
 )
 _KV_MEMORY = (
     re.compile(r"Available KV cache memory: " + _SIZE),
@@ -48,6 +56,9 @@ _KV_MEMORY = (
     re.compile(r"available_kv_cache_memory\s+" + _SIZE),
 )
 _KV_TOKENS = re.compile(r"GPU KV cache size: " + _NUMBER + r" tokens")
+# SGLang: the pool it allocated, in tokens and in memory (K + V, or one KV figure for MLA).
+_SGLANG_KV = re.compile(r"KV Cache is allocated\. dtype: \S+, #tokens: " + _NUMBER
+                        + r", (?:K size: " + _SIZE + r", V size: " + _SIZE + r"|KV size: " + _SIZE + r")")
 _CONCURRENCY = re.compile(r"Maximum concurrency for " + _NUMBER + r" tokens per request: " + _NUMBER + r"x")
 _GRAPHS = re.compile(r"Graph capturing finished in " + _NUMBER + r" secs?, took " + _SIZE)
 _GRAPH_ESTIMATE = re.compile(r"Estimated CUDA graph memory: " + _SIZE)
@@ -94,7 +105,7 @@ def parse(text):
     requested_memory_bytes, breakdown_weights_bytes, peak_activation_bytes, non_torch_bytes,
     consumed_bytes (0.27+: weights and non-torch together),
     breakdown_cuda_graph_bytes, model_runner ("v1" or "v2"), ranks (workers that reported) and
-    kv_cache_reports (how many "GPU KV cache size" lines the log holds).
+    kv_cache_reports (how many "GPU KV cache size" or SGLang "KV Cache is allocated" lines the log holds).
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -114,6 +125,13 @@ def parse(text):
         match = _KV_TOKENS.search(line)
         if match:
             kv_tokens.append(int(_number(match.group(1))))
+        match = _SGLANG_KV.search(line)
+        if match:
+            kv_tokens.append(int(_number(match.group(1))))
+            if match.group(4) is not None:
+                kv_memory.append(_bytes(match.group(4)))
+            else:
+                kv_memory.append(_bytes(match.group(2)) + _bytes(match.group(3)))
         match = _CONCURRENCY.search(line)
         if match:
             tokens, concurrency = int(_number(match.group(1))), _number(match.group(2))

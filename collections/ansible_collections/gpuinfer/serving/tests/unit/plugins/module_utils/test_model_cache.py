@@ -1,4 +1,10 @@
+# -*- coding: utf-8 -*-
 """module_utils/model_cache.py: the model cache's decisions, rule by rule."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 
 import pytest
 

@@ -288,14 +288,18 @@ def check_quantity(value, positive=True):
     return value if isinstance(value, string_types) else int(number.to_integral_value(rounding=decimal.ROUND_CEILING))
 
 
+def _require_shape(value, types, shape, name, example, json_example):
+    """``value`` when it is one of ``types``; else an error with the example and how to pass it from the command line.
+    A string is refused even when it looks like the shape: Ansible would split it or read it as text."""
+    if isinstance(value, types):
+        return value
+    raise InputError("must be a %s such as %s, got %s (pass %ss as JSON: -e '{\"%s\": %s}')"
+                     % (shape, example, _kind(value), shape, name, json_example))
+
+
 def check_list(value, name="var", example="['--flag']"):
-    """A real list (or tuple). A string is refused, even one that looks like a list: Ansible would split it."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    hint = " (pass lists as JSON: -e '{\"%s\": [...]}')" % name
-    if isinstance(value, string_types):
-        raise InputError("must be a list such as %s, got %s%s" % (example, _kind(value), hint))
-    raise InputError("must be a list such as %s, got %s%s" % (example, _kind(value), hint))
+    """A real list (or tuple)."""
+    return list(_require_shape(value, (list, tuple), "list", name, example, "[...]"))
 
 
 def check_list_of_str(value, name="var", example="['--flag']"):
@@ -325,13 +329,8 @@ def check_list_of_dicts(value, name="var", example="[{'name': 'X', 'value': 'y'}
 
 
 def check_dict(value, name="var", example="{'key': 'value'}"):
-    """A real mapping (a string is refused)."""
-    if isinstance(value, Mapping):
-        return value
-    hint = " (pass dicts as JSON: -e '{\"%s\": {...}}')" % name
-    if isinstance(value, string_types):
-        raise InputError("must be a dict such as %s, got %s%s" % (example, _kind(value), hint))
-    raise InputError("must be a dict such as %s, got %s%s" % (example, _kind(value), hint))
+    """A real mapping."""
+    return _require_shape(value, Mapping, "dict", name, example, "{...}")
 
 
 def check_dict_of_str(value, name="var", example="{'key': 'value'}"):

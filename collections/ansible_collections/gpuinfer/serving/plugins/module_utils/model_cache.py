@@ -140,7 +140,6 @@ def resolve(settings, plan):
             problems.append(problem)
         claim_size = size
     else:
-        requested = -1
         claim_size = "%dGi" % math.ceil(weights * (1 + float(settings["headroom"])) / GIB)
 
     nodes, replicas = int(sizing.get("nodes") or 1), int(sizing.get("replicas") or 1)
@@ -178,7 +177,6 @@ def resolve(settings, plan):
         "existing_claim": settings["existing_claim"],
         "existing_secrets": existing_secrets(settings),
         "weights_bytes": weights,
-        "requested_bytes": requested,
         "claim_size": claim_size,
         "access_mode": access_mode,
         "claim": claim,

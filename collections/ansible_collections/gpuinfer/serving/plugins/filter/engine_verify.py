@@ -53,10 +53,14 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log
 
 
 def engine_verify(plan, log, tolerance=10, source="engine log"):
+    # Ansible loads every filter file of this collection, in the task's worker process, whenever a task
+    # uses any of its filters: the log parser (module_utils/engine_log.py) is imported here so that only
+    # the tasks calling this filter compile it.
+    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log
+
     if not isinstance(plan, dict):
         raise AnsibleFilterError("engine_verify expects the gpu_sizing result (a dict), got %s" % type(plan).__name__)
     try:

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, layout, probes, service, workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs, layout, probes, service, workload
 
 
 def _call(function, *args, **kwargs):
@@ -58,7 +58,8 @@ def hf_download_args(model, revision, mount_path):
 
 
 def engine_objects(plan, engine, settings):
-    return _call(workload.build_engine_objects, plan, engine, settings)
+    # build_engine_objects copies the settings it changes: plain data copies cheaply, tagged lazy containers do not.
+    return _call(workload.build_engine_objects, plan, engine, inputs.plain(settings))
 
 
 def engine_info(engine):

@@ -13,8 +13,6 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait
-
 
 def applied_object(result, kind, name=None):
     """The object of ``kind`` (and ``name``) in a kubernetes.core.k8s result, or {}."""
@@ -31,6 +29,11 @@ def applied_object(result, kind, name=None):
 
 def k8s_ready(obj, condition="ready"):
     """True when ``obj`` (as the API server returned it) meets ``condition`` (ready, complete, exists)."""
+    # Ansible loads every filter file of this collection, in the task's worker process, whenever a task
+    # uses any of its filters: the waiting code (module_utils/k8s_wait.py, with ssl) is imported here so that only
+    # the tasks calling this filter compile it.
+    from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait
+
     if not obj:
         return False
     if not isinstance(obj, dict) or not obj.get("kind") or not obj.get("apiVersion"):

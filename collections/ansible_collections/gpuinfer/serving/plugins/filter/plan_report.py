@@ -41,7 +41,6 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.gpuinfer.serving.plugins.module_utils.engine_log import render_verification
 from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
 
 
@@ -50,6 +49,9 @@ def plan_report(result, verification=None):
         raise AnsibleFilterError("plan_report expects the gpu_sizing result (a dict), got %s" % type(result).__name__)
     lines = render_report(result)
     if verification:
+        # Only a verified plan needs the log parser's module (see engine_verify.py for why it is imported here).
+        from ansible_collections.gpuinfer.serving.plugins.module_utils.engine_log import render_verification
+
         lines.extend([""] + render_verification(verification))
     return lines
 

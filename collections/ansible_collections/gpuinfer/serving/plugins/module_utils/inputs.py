@@ -27,6 +27,28 @@ from collections.abc import Mapping
 string_types = (str,)
 
 
+def plain(value):
+    """``value`` as plain dicts, lists, str, numbers, bools and None.
+
+    Filters receive ansible-core's lazy containers, whose values carry data tags (origin, trust): copying
+    those with copy.deepcopy costs far more than the computation they feed. The containers are read
+    through their public mapping and sequence interface, so every value is templated as it is read.
+    """
+    if isinstance(value, Mapping):
+        return dict((plain(key), plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 class InputError(ValueError):
     """A value is not acceptable; the message says what is allowed (without the variable name)."""
 

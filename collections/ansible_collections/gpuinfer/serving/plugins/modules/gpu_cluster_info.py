@@ -395,22 +395,28 @@ class ClusterReader(object):
         }
 
 
-def run_module():
-    argument_spec = dict(
-        page_size=dict(type="int", default=500),
-        node_selector=dict(type="str"),
-        gpu_resource=dict(type="str", default=inventory.DEFAULT_GPU_RESOURCE),
-        exclude_pods=dict(type="dict", options=dict(namespace=dict(type="str"), labels=dict(type="dict", default={}))),
-        namespace_objects=dict(type="dict", options=dict(
-            namespace=dict(type="str", required=True),
-            secrets=dict(type="list", elements="str", default=[], no_log=False),
-            claims=dict(type="list", elements="str", default=[]),
-            jobs=dict(type="list", elements="str", default=[]),
-        )),
-        request_timeout=dict(type="int", default=60),
-    )
-    argument_spec.update(AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+ARGUMENT_SPEC = dict(
+    page_size=dict(type="int", default=500),
+    node_selector=dict(type="str"),
+    gpu_resource=dict(type="str", default=inventory.DEFAULT_GPU_RESOURCE),
+    exclude_pods=dict(type="dict", options=dict(namespace=dict(type="str"), labels=dict(type="dict", default={}))),
+    namespace_objects=dict(type="dict", options=dict(
+        namespace=dict(type="str", required=True),
+        secrets=dict(type="list", elements="str", default=[], no_log=False),
+        claims=dict(type="list", elements="str", default=[]),
+        jobs=dict(type="list", elements="str", default=[]),
+    )),
+    request_timeout=dict(type="int", default=60),
+)
+ARGUMENT_SPEC.update(AUTH_ARG_SPEC)
+
+
+def run(module):
+    """Read the cluster and end ``module`` with exit_json or fail_json.
+
+    ``module`` is an AnsibleModule, or the action plugin's in-process stand-in with the same params, warn,
+    exit_json and fail_json.
+    """
     require_kubernetes(module, api_calls=0)
     check_paging(module)
     params = module.params
@@ -427,7 +433,7 @@ def run_module():
 
 
 def main():
-    run_module()
+    run(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -74,8 +74,9 @@ def replica_layout(plan):
     return _call(layout.of_plan, plan)
 
 
-def service_resolve(settings, components=None):
-    return _call(service.resolve, settings, components)
+def service_resolve(settings, components=None, object_settings=None):
+    # Plain data: the objects are made of these values, and the adapter rule is dumped as YAML.
+    return _call(service.resolve, inputs.plain(settings), inputs.plain(components), inputs.plain(object_settings))
 
 
 class FilterModule(object):

@@ -107,3 +107,27 @@ def test_gpu_operator_times_out_with_what_is_not_ready(sim_cluster):
         assert "cluster-policy" in proc.stdout
     finally:
         remove_everything(sim_cluster)
+
+
+def test_driver_decision_reads_the_cluster_read_of_site_yml(sim_cluster, tmp_path):
+    """After gpu_cluster_info (as site.yml runs it), the role decides from its nodes and asks the cluster nothing."""
+    playbook = tmp_path / "driver.yml"
+    playbook.write_text(json.dumps([{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "tasks": [
+            {"name": "Read the cluster", "gpuinfer.serving.gpu_cluster_info": {"kubeconfig": sim_cluster.kubeconfig},
+             "register": "read"},
+            {"name": "Keep it", "ansible.builtin.set_fact": {"gpuinfer_cluster_facts": "{{ read }}"}},
+            {"name": "Decide", "ansible.builtin.include_role": {"name": "gpuinfer.serving.gpu_operator", "tasks_from": "detect_driver"}},
+        ],
+    }]))
+    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), str(playbook)], cwd=REPO_ROOT, env=dict(sim_cluster.env, ANSIBLE_NOCOLOR="1"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    lookup = proc.stdout.split("List nodes where the operator found a host driver", 1)[1].split("TASK [", 1)[0]
+    assert "skipping" in lookup
+    labelled = sorted(sim_cluster.kubectl("get", "nodes", "-l", "nvidia.com/gpu.deploy.driver=pre-installed",
+                                          "-o", "jsonpath={.items[*].metadata.name}").stdout.split())
+    assert labelled
+    assert "driver.enabled=False (nodes labelled pre-installed: %s;" % ", ".join(labelled) in " ".join(proc.stdout.split())

@@ -262,6 +262,8 @@ def node_entry(node, requested=0, gpu_resource=DEFAULT_GPU_RESOURCE):
             "mig": product is not None and MIG_PRODUCT_MARKER in product,
             "shared": shared,
             "driver_version": _driver_version(labels),
+            # The GPU Operator labels a node whose host has its own driver (it then deploys none there).
+            "driver_preinstalled": labels.get("nvidia.com/gpu.deploy.driver") == "pre-installed",
         },
         "gfd_labels": dict((key, labels[key]) for key in GFD_LABELS if key in labels),
         "mig_resources": mig,

@@ -148,7 +148,8 @@ nodes:
         - C(capacity), C(allocatable), C(requested) (by pods that are not Succeeded/Failed, init containers
           counted the way the scheduler does) and C(free) of I(gpu_resource); C(product), C(base_product)
           (without C(-SHARED)), C(memory_mib), C(count), C(family), C(clique), C(mig_strategy), C(mig),
-          C(shared) and C(driver_version) (major, minor, revision, full) from the GFD labels.
+          C(shared) and C(driver_version) (major, minor, revision, full) from the GFD labels; C(driver_preinstalled)
+          when the GPU Operator labelled the node C(nvidia.com/gpu.deploy.driver=pre-installed) (its host has a driver).
       type: dict
     gfd_labels:
       description: The GPU Feature Discovery / GPU Operator labels present on the node.
@@ -184,7 +185,7 @@ nodes:
       gpu: {resource: nvidia.com/gpu, capacity: 8, allocatable: 8, requested: 2, free: 6, product: NVIDIA-H100-80GB-HBM3,
             base_product: NVIDIA-H100-80GB-HBM3, memory_mib: 81559, count: 8, family: hopper, clique: null,
             mig_strategy: single, mig: false, shared: false,
-            driver_version: {major: "570", minor: "172", revision: "08", full: "570.172.08"}}
+            driver_version: {major: "570", minor: "172", revision: "08", full: "570.172.08"}, driver_preinstalled: false}
       rdma: true
 summary:
   description:

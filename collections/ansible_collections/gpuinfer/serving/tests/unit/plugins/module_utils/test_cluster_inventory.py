@@ -284,3 +284,13 @@ def test_excluded_pods_leave_their_gpus_free():
     assert inv.requested_by_node([own, other]) == {"n1": 10}
     # An empty label set excludes nothing rather than everything in the namespace.
     assert inv.requested_by_node([own, other], exclude={"namespace": "llm", "labels": {}}) == {"n1": 10}
+
+
+def test_a_node_the_gpu_operator_found_a_host_driver_on():
+    def node(labels):
+        return {"metadata": {"name": "n", "labels": labels}, "spec": {},
+                "status": {"allocatable": {"cpu": "8", "memory": "1Gi", "nvidia.com/gpu": "8"}, "conditions": []}}
+
+    assert inv.node_entry(node({"nvidia.com/gpu.deploy.driver": "pre-installed"}), 0)["gpu"]["driver_preinstalled"] is True
+    assert inv.node_entry(node({"nvidia.com/gpu.deploy.driver": "true"}), 0)["gpu"]["driver_preinstalled"] is False
+    assert inv.node_entry(node({}), 0)["gpu"]["driver_preinstalled"] is False

@@ -75,7 +75,7 @@ OBJECT_SETTINGS = dict(
     keda_cooldown_period=600)
 
 
-def objects(components=EVERYTHING, object_overrides=None, **overrides):
+def objects(components, object_overrides=None, **overrides):
     resolved = service.resolve(settings(**overrides), components, dict(OBJECT_SETTINGS, **(object_overrides or {})))
     assert resolved["problems"] == []
     return dict((obj["kind"], obj) for obj in resolved["objects"]), [obj["kind"] for obj in resolved["objects"]]
@@ -87,9 +87,9 @@ def test_a_plain_endpoint_is_a_service_scraped_as_decided():
     service_object = by_kind["Service"]
     assert service_object["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8000",
                                                          "prometheus.io/path": "/metrics"}
-    assert service_object["spec"] == {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": "vllm",
-                                                                       "app.kubernetes.io/instance": "llm"},
-                                      "ports": [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]}
+    selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llm"}
+    ports = [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+    assert service_object["spec"] == {"type": "ClusterIP", "selector": selector, "ports": ports}
     by_kind, kinds = objects(EVERYTHING, {"servicemonitor_labels": {"release": "prom"}})
     assert kinds == ["Service", "ServiceMonitor"] and "annotations" not in by_kind["Service"]["metadata"]
     monitor = by_kind["ServiceMonitor"]
@@ -121,8 +121,7 @@ def test_the_adapter_rule_is_what_prometheus_adapter_reads():
         "name": {"matches": "^vllm:num_requests_waiting$", "as": "vllm_num_requests_waiting"},
         "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)"}]}, indent=2)
     assert config["data"]["config.yaml"] == expected
-    _, kinds = objects(NOTHING, {"adapter_rule": False}, autoscaling="hpa")
-    assert kinds == ["Service"]
+    assert objects(NOTHING, {"adapter_rule": False}, autoscaling="hpa")[1] == ["Service"]
 
 
 def test_keda_queries_the_engine_pods_queue():
@@ -135,17 +134,18 @@ def test_keda_queries_the_engine_pods_queue():
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
 
 
+INGRESS_BACKEND = {"service": {"name": "llm", "port": {"name": "http"}}}
+INGRESS_RULES = [{"host": "x.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": INGRESS_BACKEND}]}}]
+
+
 @pytest.mark.parametrize("expose, object_overrides, overrides, expected", [
     ("ingress", {"ingress_class": "nginx", "tls_secret": "tls", "ingress_annotations": {"a": "b"}}, {"host": "x.example.com"},
      {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
       "metadata": {"name": "llm", "namespace": "serving", "annotations": {"a": "b"}},
-      "spec": {"rules": [{"host": "x.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-          "service": {"name": "llm", "port": {"name": "http"}}}}]}}],
-               "ingressClassName": "nginx", "tls": [{"hosts": ["x.example.com"], "secretName": "tls"}]}}),
+      "spec": {"rules": INGRESS_RULES, "ingressClassName": "nginx", "tls": [{"hosts": ["x.example.com"], "secretName": "tls"}]}}),
     ("ingress", {}, {"host": "x.example.com"},
      {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "llm", "namespace": "serving"},
-      "spec": {"rules": [{"host": "x.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-          "service": {"name": "llm", "port": {"name": "http"}}}}]}}]}}),
+      "spec": {"rules": INGRESS_RULES}}),
     ("httproute", {"gateway_namespace": "gateways"}, {"gateway_name": "gw", "host": "h.example.com"},
      {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "llm", "namespace": "serving"},
       "spec": {"parentRefs": [{"name": "gw", "namespace": "gateways"}],

@@ -18,18 +18,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import importlib.util
 import sys
 import traceback
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuinfer.serving.plugins.action.gpu_sizing import as_data
+from ansible_collections.gpuinfer.serving.plugins.action.gpu_sizing import as_data, validate_args
 
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local")
 
@@ -95,15 +92,11 @@ class ActionModule(ActionBase):
         # Here, in the task's worker process: see the module docstring.
         from ansible_collections.gpuinfer.serving.plugins.modules import gpu_cluster_info
 
-        validation = ArgumentSpecValidator(copy.deepcopy(gpu_cluster_info.ARGUMENT_SPEC)).validate(dict(self._task.args))
-        no_log_values = validation._no_log_values
-        if validation.error_messages:
-            msg = validation.errors.msg
-            if isinstance(validation.errors[0], UnsupportedError):
-                msg = "Unsupported parameters for (%s) module: %s" % (self._task.action, msg)
-            result.update(failed=True, msg=msg)
+        params, warnings, error, no_log_values = validate_args(self._task.action, self._task.args, gpu_cluster_info.ARGUMENT_SPEC)
+        if error:
+            result.update(failed=True, msg=error)
             return result
-        module = InProcessModule(as_data(validation.validated_parameters), bool(self._task.check_mode))
+        module = InProcessModule(as_data(params), bool(self._task.check_mode))
         try:
             gpu_cluster_info.run(module)
             answer = dict(failed=True, msg="gpu_cluster_info ended without a result")
@@ -115,8 +108,6 @@ class ActionModule(ActionBase):
                           exception=traceback.format_exc())
         result.update(remove_values(as_data(answer), no_log_values))
         result["invocation"] = dict(module_args=remove_values(module.params, no_log_values))
-        warnings = validation._warnings and ["Both option %s and its alias %s are set." % (w["option"], w["alias"])
-                                             for w in validation._warnings] or []
         warnings.extend(module.warnings)
         if warnings:
             result["warnings"] = [to_text(warning) for warning in warnings]

@@ -27,7 +27,8 @@ from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 
 
 def validate_args(name, args, argument_spec, **constraints):
-    """(validated parameters, warnings, error message or None), as AnsibleModule validates a module's arguments."""
+    """(validated parameters, warnings, error message or None, values of no_log options), as AnsibleModule validates
+    a module's arguments."""
     validator = ArgumentSpecValidator(copy.deepcopy(argument_spec), **constraints)
     validation = validator.validate(dict(args))
     params = validation.validated_parameters
@@ -36,8 +37,8 @@ def validate_args(name, args, argument_spec, **constraints):
         msg = validation.errors.msg
         if isinstance(validation.errors[0], UnsupportedError):
             msg = "Unsupported parameters for (%s) module: %s" % (name, msg)
-        return params, warnings, msg
-    return params, warnings, None
+        return params, warnings, msg, validation._no_log_values
+    return params, warnings, None, validation._no_log_values
 
 
 def _json_default(value):
@@ -78,7 +79,9 @@ class InProcessModuleAction(ActionBase):
         result = super(InProcessModuleAction, self).run(tmp, task_vars)
         del tmp
 
-        params, warnings, error = validate_args(self._task.action, self._task.args, self.MODULE.ARGUMENT_SPEC, **self.CONSTRAINTS)
+        # The planner's and the plan check's options hold no secrets: nothing to mask.
+        params, warnings, error, dummy = validate_args(self._task.action, self._task.args, self.MODULE.ARGUMENT_SPEC,
+                                                       **self.CONSTRAINTS)
         if error:
             result.update(failed=True, msg=error)
             return result

@@ -156,6 +156,22 @@ options:
         C(vllm) role pins. From 0.27 vLLM takes its CUDA-graph estimate off the KV cache before sizing it; 0.26 did
         so only for MoE and quantized models.
     type: str
+  engine:
+    description:
+      - The engine whose memory accounting the plan follows. C(vllm) and C(nim) use vLLM's (see O(vllm_version)); NIM
+        runs vLLM inside its container, so a NIM plan is sized as vLLM sizes it.
+      - C(sglang) follows SGLang's own accounting (the release the C(sglang) role pins, 0.5.23) - the KV pool is
+        C(mem_fraction_static) x the free memory before the weights load, minus what is resident after loading
+        (weights, rotary cache); activations and CUDA graphs live in the remaining 1 - C(mem_fraction_static).
+        RV(kv_cache_tokens) is SGLang's C(max_total_num_tokens). Calibrated on real SGLang start-ups on an H100
+        (C(tests/fixtures/sglang-boot)) - within 0.1%, never above.
+      - With C(sglang), O(gpu_memory_utilization) is SGLang's C(--mem-fraction-static); unset, the plan takes SGLang's
+        own default for the GPU, the tensor and pipeline parallel sizes and the chunked prefill size
+        (O(max_num_batched_tokens)), and returns it as C(plan.mem_fraction_static) (also C(plan.gpu_memory_utilization)),
+        which the C(sglang) role renders. A set value that leaves less than that reserve is kept, with a warning.
+    type: str
+    default: vllm
+    choices: [vllm, sglang, nim]
   fail_on_no_fit:
     description:
       - When no layout within O(max_nodes) holds the model and meets O(min_concurrency) at O(max_model_len), fail with
@@ -177,6 +193,23 @@ options:
         O(fail_on_no_fit=true), or bad input).
       - Needs PyYAML, which ansible-core ships with on the controller.
     type: path
+  input_len:
+    description:
+      - Prompt tokens per request of the load RV(performance) predicts speed for. O(input_len) + O(output_len) may be no
+        more than O(max_model_len).
+    type: int
+    default: 1024
+  output_len:
+    description:
+      - Generated tokens per request of the load RV(performance) predicts speed for.
+    type: int
+    default: 128
+  concurrency:
+    description:
+      - Client counts of the closed-loop loads RV(performance) predicts (each client sends its next request when its last
+        one finishes), positive integers. Defaults to 1, 16, 64 and the plan's C(max_num_seqs); sorted, duplicates dropped.
+    type: list
+    elements: int
 attributes:
   check_mode:
     support: full
@@ -309,6 +342,24 @@ advice:
   elements: str
   sample: ["TP2 x PP1 leaves 3.6 GiB per GPU for KV cache: 23584 tokens, 0.18x max_model_len=131072; min_concurrency=1 needs TP4 x PP1
            (475152 tokens, 3.63x)"]
+performance:
+  description:
+    - Predicted serving speed of one replica of the plan on vLLM (C(engine_model); NIM runs vLLM inside and follows it)
+      under closed-loop loads of O(concurrency) clients sending O(input_len)/O(output_len) requests, from the GPU's
+      datasheet bandwidth and TFLOP/s and the plan's per-GPU weights and KV bytes (module_utils/performance.py documents
+      every term; fitted on real vLLM 0.26 runs on one H100, within 15% of their TPOT and throughput).
+    - C(points) holds one entry per concurrency - C(ttft_ms) and C(tpot_ms) (median request; C(tpot_ms) is null when
+      O(output_len) is 1), C(output_tokens_per_s), C(requests_per_s), and C(bound), the dominant cost of a decode step
+      (C(weight reads), C(KV reads), C(compute), C(communication) or C(prefill interference)).
+    - C(peak_output_tokens_per_s_per_replica) is the best throughput over the points and a full batch (C(max_num_seqs),
+      or what the KV cache holds); C(peak_output_tokens_per_s) multiplies it by the replicas. C(assumptions) lists the
+      model's assumptions.
+    - Null when the GPU is given only as O(gpu_memory_gib) (no datasheet figures) or when the plan does not fit.
+  returned: always
+  type: dict
+  sample: {engine_model: vllm, points: [{concurrency: 1, input_len: 1024, output_len: 128, ttft_ms: 33.2, tpot_ms: 6.2,
+           output_tokens_per_s: 155.9, requests_per_s: 1.218, bound: weight reads}], peak_output_tokens_per_s_per_replica: 5125.1,
+           peak_output_tokens_per_s: 5125.1, assumptions: ["NIM runs vLLM inside for these models and follows the same model"]}
 files:
   description:
     - The plan files in O(output_dir), written or already up to date - C(plan.yml), C(plan.json) and C(plan-report.txt)
@@ -329,6 +380,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump
 from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils import performance
 from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
 
 # The options, shared by the module (main()) and the action plugin of the same name (plugins/action/gpu_sizing.py),
@@ -353,8 +405,12 @@ ARGUMENT_SPEC = dict(
     replicas=dict(type="int", default=1),
     served_model_name=dict(type="str"),
     vllm_version=dict(type="str"),
+    engine=dict(type="str", default="vllm", choices=list(sizing.ENGINES)),
     fail_on_no_fit=dict(type="bool", default=True),
     output_dir=dict(type="path"),
+    input_len=dict(type="int", default=1024),
+    output_len=dict(type="int", default=128),
+    concurrency=dict(type="list", elements="int"),
 )
 REQUIRED_ONE_OF = [("gpu", "gpu_memory_gib")]
 
@@ -399,7 +455,7 @@ def size(params):
             gpu_name, gpu_spec = gpu_catalog.lookup(params["gpu"])
         except gpu_catalog.UnknownGpuError as exc:
             raise sizing.SizingError("gpu", str(exc))
-    return sizing.plan(
+    result = sizing.plan(
         spec, model_id, hub_id,
         gpu_name=gpu_name,
         gpu_spec=gpu_spec,
@@ -419,7 +475,85 @@ def size(params):
         served_model_name=params.get("served_model_name"),
         revision=params.get("revision"),
         vllm_version=params.get("vllm_version"),
+        engine=params.get("engine"),
     )
+    result["performance"] = predict_performance(spec, gpu_spec, result, params)
+    return result
+
+
+PERFORMANCE_ASSUMPTIONS = [
+    "closed loop: concurrency clients send identical requests together and each sends its next when the last ends "
+    "(as vllm bench serve --max-concurrency); p50 of a cycle; desynchronised arrivals give higher TPOT, lower TTFT",
+    "vLLM 0.26 with chunked prefill, async scheduling and CUDA graphs; no prefix-cache hits, no speculative decoding",
+    "efficiencies fitted on one H100 80GB (bf16, TP1): bandwidth %.2f, compute %.2f of the datasheet; TP all-reduce "
+    "and PP hand-off costs are not calibrated" % (performance.BANDWIDTH_EFFICIENCY, performance.COMPUTE_EFFICIENCY),
+    "MoE decode reads the experts a batch touches, E x (1 - (1 - k/E)^batch) per layer; routing assumed uniform",
+    "NIM runs vLLM inside for these models and follows the same model",
+]
+
+
+def performance_shape(spec):
+    """The model shape performance.predict reads, from the planner's parsed config."""
+    moe_layers = [layer for layer in spec.layers if layer["moe"]]
+    return {
+        "num_layers": spec.num_layers,
+        "hidden_size": spec.hidden,
+        "num_attention_heads": spec.num_heads,
+        "num_kv_heads": spec.num_kv_heads,
+        "head_dim": spec.head_dim,
+        "intermediate_size": spec.intermediate,
+        "vocab_size": spec.vocab,
+        "params": spec.params,
+        "active_params": spec.active_params,
+        "tied": spec.tied,
+        "num_experts": spec.num_experts,
+        "experts_per_token": spec.experts_per_token if spec.is_moe else 0,
+        "moe_layers": len(moe_layers),
+        "expert_params": moe_layers[0]["expert_each"] if moe_layers else 0,
+    }
+
+
+def predict_performance(spec, gpu_spec, result, params):
+    """result["performance"]: predicted TTFT/TPOT/throughput of the plan (None without a catalog GPU or a fit)."""
+    input_len = params.get("input_len", 1024)
+    output_len = params.get("output_len", 128)
+    for name, value in (("input_len", input_len), ("output_len", output_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise sizing.SizingError(name, "%s=%r must be a positive integer (tokens per request)" % (name, value))
+    plan = result["plan"]
+    try:
+        levels = performance.normalize_concurrency(params.get("concurrency"), plan["max_num_seqs"])
+    except performance.PerformanceError as exc:
+        raise sizing.SizingError(exc.field, str(exc))
+    if input_len + output_len > plan["max_model_len"]:
+        raise sizing.SizingError("input_len", "input_len=%d + output_len=%d exceeds max_model_len=%d; allowed: requests of at most "
+                                 "max_model_len tokens (vLLM refuses longer ones)" % (input_len, output_len, plan["max_model_len"]))
+    if not gpu_spec or not gpu_spec.get("memory_bandwidth_bytes_per_s") or not result["fits"]:
+        return None
+    tp, pp = plan["tensor_parallel_size"], plan["pipeline_parallel_size"]
+    dtype = plan["dtype"]
+    stage_weights, start = [], 0
+    for stage, count in enumerate(plan["stage_layers"]):
+        stage_weights.append(sizing.rank_weight_bytes(spec, dtype, tp, list(range(start, start + count)), stage == 0, stage == pp - 1, pp))
+        start += count
+    kv_per_token = spec.kv_bytes_per_token(sizing.kv_dtype_bytes(spec, dtype, plan["kv_cache_dtype"]), tp)
+    try:
+        speed = performance.predict(
+            performance_shape(spec), gpu_spec, tp, pp, stage_weights, plan["stage_layers"], kv_per_token,
+            plan["max_num_seqs"], plan["max_num_batched_tokens"], dtype, input_len, output_len, levels,
+            kv_cache_tokens=result["kv_cache_tokens"], quantization=plan["quantization"])
+    except performance.PerformanceError as exc:
+        raise sizing.SizingError(exc.field, str(exc))
+    assumptions = list(PERFORMANCE_ASSUMPTIONS)
+    if params.get("engine") == "sglang":
+        assumptions.append("engine=sglang: predicted with vLLM's step model; SGLang's scheduler is not modelled separately")
+    return {
+        "engine_model": performance.ENGINE_MODEL,
+        "points": speed["points"],
+        "peak_output_tokens_per_s_per_replica": speed["peak_output_tokens_per_s"],
+        "peak_output_tokens_per_s": round(speed["peak_output_tokens_per_s"] * plan["replicas"], 1),
+        "assumptions": assumptions,
+    }
 
 
 def plan_document(result, warnings):

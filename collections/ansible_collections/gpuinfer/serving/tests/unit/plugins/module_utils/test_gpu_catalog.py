@@ -79,3 +79,30 @@ def test_unknown_gpu_lists_close_matches_and_allowed_names():
 def test_none_is_rejected_cleanly():
     with pytest.raises(gpu_catalog.UnknownGpuError):
         gpu_catalog.lookup(None)
+
+
+@pytest.mark.parametrize("name", ["A100", "a100", "NVIDIA-A100", "A100-PCIe"])
+def test_ambiguous_a100_is_refused_with_the_choices(name):
+    with pytest.raises(gpu_catalog.UnknownGpuError) as error:
+        gpu_catalog.lookup(name)
+    message = str(error.value)
+    assert "ambiguous" in message and "80GB" in message and "40GB" in message
+
+
+def test_near_miss_gets_did_you_mean():
+    with pytest.raises(gpu_catalog.UnknownGpuError) as error:
+        gpu_catalog.lookup("H100-80G")
+    assert "did you mean 'H100-80GB'?" in str(error.value)
+
+
+def test_speed_figures_follow_the_datasheets():
+    gpus = gpu_catalog.GPUS
+    assert gpus["H100-80GB"]["memory_bandwidth_bytes_per_s"] == 3350 * 10 ** 9
+    assert (gpus["H100-80GB"]["bf16_tflops"], gpus["H100-80GB"]["fp8_tflops"]) == (989.0, 1979.0)
+    assert gpus["H200-141GB"]["memory_bandwidth_bytes_per_s"] == 4800 * 10 ** 9
+    assert gpus["A100-80GB"]["memory_bandwidth_bytes_per_s"] == 2039 * 10 ** 9 and gpus["A100-80GB"]["fp8_tflops"] is None
+    assert gpus["A100-40GB"]["memory_bandwidth_bytes_per_s"] == 1555 * 10 ** 9
+    assert gpus["L40S"]["memory_bandwidth_bytes_per_s"] == 864 * 10 ** 9 and gpus["L40S"]["fp8_tflops"] == 733.0
+    for name, spec in gpus.items():
+        # The older GB/s field and the new one agree within the B200's 8 vs 7.7 TB/s.
+        assert abs(spec["memory_bandwidth_bytes_per_s"] / 1e9 - spec["memory_bandwidth_gbps"]) <= 0.04 * spec["memory_bandwidth_gbps"], name

@@ -130,3 +130,52 @@ def test_size_is_callable_without_ansible_defaults():
     assert result["plan"]["tensor_parallel_size"] == 1 and result["plan"]["gpus_per_node"] == 4
     with pytest.raises(sizing.SizingError):
         gpu_sizing.size({"model": "mistral-7b", "gpu": "A10G", "max_model_len": 65536})
+
+
+def test_performance_is_returned_with_default_loads(capsys):
+    code, result = run_module(capsys, model="llama-3.1-8b", gpu="H100-80GB", max_model_len=32768)
+    assert code == 0
+    speed = result["performance"]
+    assert speed["engine_model"] == "vllm" and speed["assumptions"]
+    levels = [point["concurrency"] for point in speed["points"]]
+    assert levels == sorted(set([1, 16, 64, result["plan"]["max_num_seqs"]]))
+    for point in speed["points"]:
+        assert (point["input_len"], point["output_len"]) == (1024, 128)
+        assert point["ttft_ms"] > 0 and point["tpot_ms"] > 0 and point["output_tokens_per_s"] > 0
+        assert point["bound"] in ("weight reads", "KV reads", "compute", "communication", "prefill interference")
+    assert speed["peak_output_tokens_per_s"] == speed["peak_output_tokens_per_s_per_replica"]
+    assert speed["peak_output_tokens_per_s"] >= max(point["output_tokens_per_s"] for point in speed["points"])
+
+
+def test_performance_scales_with_replicas_and_takes_the_loads_given(capsys):
+    code, result = run_module(capsys, model="llama-3.1-8b", gpu="H100-80GB", max_model_len=32768, replicas=3,
+                              input_len=512, output_len=64, concurrency=[32, 4, 4])
+    assert code == 0
+    speed = result["performance"]
+    assert [point["concurrency"] for point in speed["points"]] == [4, 32]
+    assert speed["points"][0]["input_len"] == 512 and speed["points"][0]["output_len"] == 64
+    assert speed["peak_output_tokens_per_s"] == pytest.approx(3 * speed["peak_output_tokens_per_s_per_replica"], rel=1e-3)
+
+
+def test_performance_is_null_without_a_catalog_gpu(capsys):
+    code, result = run_module(capsys, model="llama-3.1-8b", gpu_memory_gib=79.0, max_model_len=8192)
+    assert code == 0 and result["performance"] is None
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"input_len": 0}, ["field: input_len", "input_len=0", "positive integer"]),
+    ({"output_len": -1}, ["field: output_len", "output_len=-1", "positive integer"]),
+    ({"concurrency": []}, ["field: concurrency", "non-empty list of positive integers"]),
+    ({"concurrency": [8, 0]}, ["field: concurrency", "0 is not a positive integer"]),
+    ({"input_len": 8192, "output_len": 1}, ["field: input_len", "exceeds max_model_len=8192"]),
+])
+def test_bad_load_options_fail_cleanly(capsys, args, words):
+    code, result = run_module(capsys, model="llama-3.1-8b", gpu="H100-80GB", max_model_len=8192, **args)
+    assert code == 1 and result["failed"]
+    for word in words:
+        assert word in result["msg"]
+
+
+def test_ambiguous_gpu_name_fails_with_the_choices(capsys):
+    code, result = run_module(capsys, model="llama-3.1-8b", gpu="A100")
+    assert code == 1 and "field: gpu" in result["msg"] and "A100-40GB" in result["msg"] and "A100-80GB" in result["msg"]

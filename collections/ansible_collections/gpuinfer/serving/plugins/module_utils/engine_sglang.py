@@ -35,6 +35,15 @@ KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "f
 DEFAULT_DIST_PORT = 20000
 
 
+def mem_fraction_static(sizing):
+    """--mem-fraction-static: the fraction a gpu_sizing plan made with engine=sglang carries (SGLang's own default
+    reserve for the GPU, TP, PP and chunked prefill size, or the gpu_memory_utilization the user set); a plan made
+    for vLLM has none, and its gpu_memory_utilization is used as before."""
+    if sizing.get("mem_fraction_static") is not None:
+        return sizing["mem_fraction_static"]
+    return base.plan_value(sizing, "gpu_memory_utilization")
+
+
 def plan_flags(plan):
     """The SGLang server arguments a gpu_sizing plan implies, one "--flag=value" string each."""
     sizing = plan.get("plan") or {}
@@ -47,7 +56,7 @@ def plan_flags(plan):
         "--pp-size=%d" % int(base.plan_value(sizing, "pipeline_parallel_size")),
         "--context-length=%d" % int(base.plan_value(sizing, "max_model_len")),
         # SGLang's static pool (weights + KV cache) takes the GPU share the plan sized.
-        "--mem-fraction-static=%s" % base.plan_value(sizing, "gpu_memory_utilization"),
+        "--mem-fraction-static=%s" % mem_fraction_static(sizing),
         "--max-running-requests=%d" % int(base.plan_value(sizing, "max_num_seqs")),
     ]
     if sizing.get("max_num_batched_tokens"):

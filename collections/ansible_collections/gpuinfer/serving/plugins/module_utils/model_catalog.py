@@ -329,6 +329,26 @@ for _hf_id in list(MODELS) + list(_SAME_ARCHITECTURE):
         _BY_LOWER[_hf_id.replace("Llama-3.1-", "Meta-Llama-3.1-").lower()] = _hf_id
 
 
+# Hugging Face model types whose layers the planner models field by field (sizing.ModelSpec): the catalog's families
+# and their close relatives. A config.json of another type is sized as a standard decoder with a warning naming the
+# assumptions (sizing.ModelSpec.assumption_warnings).
+KNOWN_MODEL_TYPES = (
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "phi3",
+    "deepseek_v2", "deepseek_v3",
+)
+# Config fields of layer designs the planner does not model; present in an unknown architecture's config, the warning
+# names them (e.g. Llama 4: MoE on some layers only, a separate dense MLP size, chunked attention, NoPE layers).
+UNMODELLED_FIELDS = (
+    "interleave_moe_layer_step", "intermediate_size_mlp", "attention_chunk_size", "no_rope_layers", "layer_types",
+    "sliding_window_pattern", "linear_attention", "full_attention_interval", "moe_layers", "mamba_d_state",
+    "cross_attention_layers", "num_nextn_predict_layers",
+)
+
+
+def is_known_model_type(model_type):
+    return str(model_type or "").lower() in KNOWN_MODEL_TYPES
+
+
 class UnknownModelError(ValueError):
     """Raised for a name the catalog does not hold; the message lists close matches."""
 

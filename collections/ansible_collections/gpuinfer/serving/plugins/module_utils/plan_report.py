@@ -49,6 +49,28 @@ def _table(rows):
     return ["  %-*s  %s" % (width, label, value) for label, value in rows]
 
 
+def _engine_rows(plan):
+    """Rows for a plan sized for another engine than vLLM (a vLLM plan has no ``engine`` key and no extra row)."""
+    rows = []
+    if plan.get("engine"):
+        accounting = "SGLang %s" % plan.get("sglang_version", "") if plan["engine"] == "sglang" else "vLLM (inside NIM)"
+        rows.append(("engine", "%s (memory sized with %s's accounting)" % (plan["engine"], accounting.strip())))
+    if plan.get("mem_fraction_static") is not None:
+        rows.append(("mem_fraction_static", plan["mem_fraction_static"]))
+    return rows
+
+
+def refusal_message(result, model=None, gpu=None):
+    """The one-line refusal of a plan that does not fit: the reasons, then what would help - only when there is some
+    (no dangling "What would:" when the advice is empty)."""
+    plan = result.get("plan") or {}
+    text = "%s does not fit on %s: %s" % ((result.get("model") or {}).get("id", model), plan.get("gpu", gpu),
+                                          " ".join(plan.get("warnings") or []))
+    if result.get("advice"):
+        text += " What would: %s" % " ".join(result["advice"])
+    return text
+
+
 def render_report(result):
     """Lines of text describing a gpu_sizing result."""
     plan = result.get("plan") or {}
@@ -68,7 +90,7 @@ def render_report(result):
         ("KV cache tokens / replica", format(int(result.get("kv_cache_tokens") or 0), ",")),
         ("max concurrency", "%.1fx at full context" % float(result.get("max_concurrency") or 0)),
         ("gpu_memory_utilization", plan.get("gpu_memory_utilization")),
-    ]))
+    ] + _engine_rows(plan)))
     lines.extend(["", "Memory per GPU (%s total):" % _gib(memory.get("total"))])
     lines.append("  " + memory_bar(memory))
     legend = ["%s %s %s" % (glyph, label, _gib(memory.get(key))) for key, glyph, label in BAR_SEGMENTS]

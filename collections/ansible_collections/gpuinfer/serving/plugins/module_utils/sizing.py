@@ -54,9 +54,14 @@ import os
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
 from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils import model_catalog
+from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing_sglang as sglang
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
+
+# Engines gpu_sizing plans for. NIM runs vLLM inside, so nim plans with vLLM's accounting; sglang with SGLang's.
+ENGINES = ("vllm", "sglang", "nim")
 
 # vLLM CacheConfig.gpu_memory_utilization default on main (vllm/config/cache.py, 2026); it was 0.9
 # in releases before the bump.
@@ -160,6 +165,11 @@ def load_config_path(path):
     return config
 
 
+def _first_architecture(config):
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    return architectures[0] if isinstance(architectures, list) and architectures else None
+
+
 def _positive_int(config, key, source, default=None, required=True):
     value = config.get(key, default)
     if value is None and not required:
@@ -176,12 +186,15 @@ class ModelSpec(object):
         if not isinstance(config, dict):
             raise SizingError("model", "%s: the config must be a JSON object" % source)
         # Multimodal wrappers keep the language model under text_config.
-        if "hidden_size" not in config and isinstance(config.get("text_config"), dict):
+        self.outer_architecture = _first_architecture(config)
+        self.from_text_config = "hidden_size" not in config and isinstance(config.get("text_config"), dict)
+        if self.from_text_config:
             merged = dict(config["text_config"])
             for key in ("architectures", "torch_dtype", "quantization_config", "tie_word_embeddings"):
                 if key in config and key not in merged:
                     merged[key] = config[key]
             config = merged
+            source = "%s (text_config)" % source
         self.config = config
         self.source = source
         self.model_type = str(config.get("model_type") or "")
@@ -252,6 +265,31 @@ class ModelSpec(object):
         self.window_layers = self._window_layers()
 
         self.layers = [self._layer(index) for index in range(self.num_layers)]
+
+    def assumption_warnings(self):
+        """Plan warnings naming what the planner assumed about a config it does not model field by field."""
+        warnings = []
+        known = model_catalog.is_known_model_type(self.model_type)
+        if not known:
+            layers = "every layer full attention over %d KV heads x head_dim %d" % (self.num_kv_heads, self.head_dim)
+            if self.is_moe:
+                ffn = "a mixture of %d experts (top %d, %d wide) on the layers its decoder_sparse_step/mlp_only_layers select" % (
+                    self.num_experts, self.experts_per_token, self.moe_intermediate)
+            else:
+                ffn = "a gated MLP of intermediate_size %d" % self.intermediate
+            ignored = [key for key in model_catalog.UNMODELLED_FIELDS if self.config.get(key) not in (None, False, [], 0)]
+            warnings.append(
+                "%s (model_type %r) is not an architecture the planner models (it knows: %s): sized as a standard decoder - "
+                "%d layers, %s, %s%s; max_model_len defaults to its max_position_embeddings %s. Check the weights and KV "
+                "tokens against the engine's start-up log"
+                % (self.architecture, self.model_type, ", ".join(model_catalog.KNOWN_MODEL_TYPES), self.num_layers, layers, ffn,
+                   ("; fields it does not model are ignored: %s" % ", ".join(ignored)) if ignored else "",
+                   self.max_position_embeddings))
+        if self.from_text_config:
+            warnings.append("%s keeps its language model under text_config: the plan sizes that model%s and counts no vision "
+                            "or audio encoder weights" % (self.outer_architecture or "the config",
+                                                         "" if known else " (%s)" % (self.model_type or "no model_type")))
+        return warnings
 
     def _window_layers(self):
         """Indexes of the layers vLLM runs with sliding-window attention; None where the planner does not know
@@ -586,6 +624,8 @@ def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_mo
 
 def evaluate_layout(spec, settings, tp, pp):
     """Memory and KV capacity of TP x PP for one replica; the binding stage is the one with the fewest KV tokens."""
+    if settings.get("engine") == "sglang":
+        return _evaluate_layout_sglang(spec, settings, tp, pp)
     total = settings["gpu_memory_bytes"]
     usable = int(total * settings["gpu_memory_utilization"])
     kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
@@ -621,6 +661,36 @@ def evaluate_layout(spec, settings, tp, pp):
         stages.append({"stage": stage, "layers": count, "memory": memory, "room": room,
                        "kv_bytes_per_token": spec.kv_bytes_per_token(kv_bytes, tp, count),
                        "tokens": tokens, "concurrency": concurrency})
+    return _layout_result(settings, tp, pp, stages)
+
+
+def _evaluate_layout_sglang(spec, settings, tp, pp):
+    """SGLang's accounting of TP x PP (module_utils/sizing_sglang.py): each rank's pool is mem_fraction_static x the
+    free memory before loading, minus what is resident after loading; the ranks take the smallest token count."""
+    total = settings["gpu_memory_bytes"]
+    kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
+    fraction = settings.get("mem_fraction_static") or sglang.planned_mem_fraction_static(
+        total, tp, pp, settings["max_num_batched_tokens"], settings["max_num_seqs"], spec.is_mla)
+    max_model_len = settings["max_model_len"]
+    stages = []
+    start = 0
+    for stage, count in enumerate(sglang.pipeline_partition(spec.num_layers, pp)):
+        indexes = list(range(start, start + count))
+        start += count
+        first, last = stage == 0, stage == pp - 1
+        weights = rank_weight_bytes(spec, settings["dtype"], tp, indexes, first, last, pp)
+        memory, room, tokens, cell = sglang.stage_memory(total, weights, spec, kv_bytes, tp, pp, count, fraction,
+                                                         settings["max_num_batched_tokens"], settings["max_num_seqs"])
+        stages.append({"stage": stage, "layers": count, "memory": memory, "room": room, "kv_bytes_per_token": cell,
+                       "tokens": tokens, "concurrency": tokens / float(max_model_len)})
+    layout = _layout_result(settings, tp, pp, stages)
+    layout["mem_fraction_static"] = fraction
+    return layout
+
+
+def _layout_result(settings, tp, pp, stages):
+    """The layout dict of evaluate_layout from its stages: the binding stage is the one with the fewest KV tokens."""
+    max_model_len = settings["max_model_len"]
     binding = min(stages, key=lambda item: (item["tokens"], item["room"]))
     tokens = binding["tokens"]
     nodes = int(math.ceil(tp * pp / float(settings["gpus_per_node"])))
@@ -754,11 +824,17 @@ def _gib(value):
 def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=None, dtype=None, kv_cache_dtype="auto",
          gpus_per_node=None, max_nodes=None, max_model_len=None, min_concurrency=None, gpu_memory_utilization=None,
          max_num_seqs=None, max_num_batched_tokens=None, tensor_parallel_size=None, pipeline_parallel_size=None,
-         replicas=None, served_model_name=None, revision=None, vllm_version=None):
+         replicas=None, served_model_name=None, revision=None, vllm_version=None, engine=None):
     """The full gpu_sizing result (see docs/conventions.md) for one model and one GPU type.
 
     None means the default: max_nodes 8, min_concurrency 1, replicas 1, vLLM's defaults for the rest.
+    ``engine``: vllm (default) and nim (NIM runs vLLM inside) size memory with vLLM's accounting; sglang with SGLang's
+    (sizing_sglang.py), and then ``gpu_memory_utilization`` is SGLang's --mem-fraction-static (SGLang's own default
+    reserve for the GPU, TP, PP and chunked-prefill size when unset).
     """
+    engine = str(engine or "vllm").lower()
+    if engine not in ENGINES:
+        raise SizingError("engine", "engine=%r is not supported; allowed: %s" % (engine, ", ".join(ENGINES)))
     for name, value in (("gpu_memory_gib", gpu_memory_gib), ("min_concurrency", min_concurrency)):
         _check_positive(name, value, float)
     for name, value in (("gpus_per_node", gpus_per_node), ("max_nodes", max_nodes), ("max_model_len", max_model_len),
@@ -806,6 +882,9 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         "pipeline_parallel_size": pipeline_parallel_size,
         # The release whose memory accounting the plan follows (the pinned image's by default).
         "vllm_version": str(vllm_version or engines.VLLM_VERSION).lstrip("v"),
+        "engine": engine,
+        # SGLang: an explicit fraction is --mem-fraction-static as given; None lets each layout take SGLang's default.
+        "mem_fraction_static": gpu_memory_utilization if engine == "sglang" else None,
     }
     _version(settings["vllm_version"])
     if tensor_parallel_size:
@@ -821,14 +900,16 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
                           % (pipeline_parallel_size, spec.num_layers))
 
     layout, tried = search_layout(spec, settings)
-    warnings, advice = [], []
+    warnings, advice = list(spec.assumption_warnings()), []
     if layout["nodes"] > max_nodes:
         warnings.append("the layout needs %d nodes of %d GPUs but max_nodes is %d" % (layout["nodes"], gpus_per_node, max_nodes))
     fits = layout["meets_targets"] and layout["nodes"] <= max_nodes
     if not fits:
-        warnings.extend(_no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec))
+        warnings.extend(_no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec, tried))
     _explain_smaller_layouts(layout, tried, settings, advice)
     _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, replicas, fits)
+    if engine == "sglang":
+        _sglang_warnings(spec, settings, layout, warnings)
 
     memory = dict(layout["memory_per_gpu"])
     warnings = _dedupe(warnings)
@@ -878,9 +959,34 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         "warnings": warnings,
         "advice": advice,
     }
+    if engine != "vllm":
+        result["plan"]["engine"] = engine
+    if engine == "sglang":
+        # The fraction engine_sglang renders as --mem-fraction-static; gpu_memory_utilization says the same.
+        result["plan"]["mem_fraction_static"] = layout["mem_fraction_static"]
+        result["plan"]["gpu_memory_utilization"] = layout["mem_fraction_static"]
+        result["plan"]["sglang_version"] = sglang.SGLANG_VERSION
     result["vllm_args"] = engines.vllm_plan_flags(result) + (
         ["--served-model-name=%s" % served_model_name] if served_model_name else [])
     return result
+
+
+def _sglang_warnings(spec, settings, layout, warnings):
+    """What SGLang's accounting adds: a fraction that leaves less than SGLang's own reserve, and what is not modelled."""
+    tp, pp = layout["tensor_parallel_size"], layout["pipeline_parallel_size"]
+    fraction = layout["mem_fraction_static"]
+    memory = layout["memory_per_gpu"]
+    default = sglang.planned_mem_fraction_static(memory["total"], tp, pp, settings["max_num_batched_tokens"],
+                                                 settings["max_num_seqs"], spec.is_mla)
+    if fraction > default:
+        warnings.append("mem_fraction_static=%g leaves %s per GPU for activations and CUDA graphs; SGLang's own default for "
+                        "TP%d x PP%d with chunked prefill %d on this GPU (%g) reserves %s: expect out-of-memory errors under "
+                        "load (leave gpu_memory_utilization unset to get it)"
+                        % (fraction, _gib(memory["runtime_reserve"]), tp, pp, settings["max_num_batched_tokens"], default,
+                           _gib(memory["activation_peak"] + memory["cuda_graph"])))
+    if spec.sliding_window and spec.sliding_window < settings["max_model_len"] and not spec.is_mla:
+        warnings.append("the model uses sliding-window attention (window %d): the SGLang estimate sizes one full-attention "
+                        "pool; SGLang's hybrid SWA pool, where it uses one, holds a different number of tokens" % spec.sliding_window)
 
 
 def _dedupe(items):
@@ -936,23 +1042,34 @@ def _variant(spec, settings, **changes):
 
 
 def _max_len_for(layout, settings):
-    """The longest max_model_len (a multiple of 1024, 16 minimum) at which layout meets min_concurrency."""
+    """A shorter max_model_len (a multiple of 1024, 16 minimum) at which layout meets min_concurrency, or 0 when there
+    is none: never the max_model_len asked for or more (which is at most the model's max_position_embeddings)."""
+    if layout["shortfall_bytes"] > 0 or layout["meets_targets"]:
+        return 0
     tokens = layout["kv_cache_tokens"]
-    length = int(tokens / float(settings["min_concurrency"]))
-    return (length // 1024) * 1024 if length >= 1024 else (length // BLOCK_SIZE) * BLOCK_SIZE
+    length = min(int(tokens / float(settings["min_concurrency"])), settings["max_model_len"] - 1)
+    length = (length // 1024) * 1024 if length >= 1024 else (length // BLOCK_SIZE) * BLOCK_SIZE
+    return length if length >= BLOCK_SIZE else 0
 
 
-def _no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec):
+def _no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec, tried=None):
     reasons = []
     memory = layout["memory_per_gpu"]
     max_model_len = settings["max_model_len"]
     where = "TP%d x PP%d on %s" % (layout["tensor_parallel_size"], layout["pipeline_parallel_size"], gpu_label)
+    needed = max_model_len * settings["min_concurrency"]
     if layout["shortfall_bytes"] > 0:
         reasons.append("%s does not fit on %s: each GPU needs %s more than its usable %s (weights %s, activations %s, non-torch %s, CUDA graphs %s)"
                        % (model_id, where, _gib(layout["shortfall_bytes"]), _gib(memory["usable"]), _gib(memory["weights"]),
                           _gib(memory["activation_peak"]), _gib(memory["non_torch"]), _gib(memory["cuda_graph"])))
+    elif layout["kv_cache_tokens"] >= needed:
+        # The layout holds the targets; what it breaks is max_nodes (or no pod shape splits it over its nodes).
+        reasons.append("%s on %s holds %d KV-cache tokens (%.2fx max_model_len=%d) but needs %d GPUs on %d node(s) of %d, "
+                       "more than max_nodes=%d allows%s"
+                       % (model_id, where, layout["kv_cache_tokens"], layout["max_concurrency"], max_model_len,
+                          layout["gpus_per_replica"], layout["nodes"], settings["gpus_per_node"], settings["max_nodes"],
+                          "" if layout["replica_layout"] else " (and its ranks do not split evenly over the nodes)"))
     else:
-        needed = max_model_len * settings["min_concurrency"]
         reasons.append("%s on %s holds %d KV-cache tokens, short of the %d needed for min_concurrency=%g at max_model_len=%d (%.2fx)"
                        % (model_id, where, layout["kv_cache_tokens"], needed, settings["min_concurrency"], max_model_len, layout["max_concurrency"]))
     # What would fit: more nodes, FP8, a shorter context.
@@ -967,9 +1084,13 @@ def _no_fit_reasons(spec, settings, layout, model_id, gpu_label, gpu_spec):
             reasons.append("fits with FP8 weights (dtype=fp8%s): TP%d x PP%d"
                            % ("" if not gpu_spec or gpu_spec["fp8"] else ", weight-only on this pre-Hopper GPU",
                               fp8["tensor_parallel_size"], fp8["pipeline_parallel_size"]))
-    shorter = _max_len_for(layout, settings)
-    if layout["shortfall_bytes"] == 0 and shorter >= BLOCK_SIZE:
-        reasons.append("fits with a shorter context: max_model_len=%d on this layout" % shorter)
+    # A shorter context on a layout max_nodes allows (the layout above may not be one).
+    candidates = [item for item in [layout] + list(tried or []) if item["nodes"] <= settings["max_nodes"] and item["replica_layout"]]
+    within = max(candidates, key=lambda item: item["kv_cache_tokens"]) if candidates else None
+    shorter = _max_len_for(within, settings) if within is not None else 0
+    if shorter:
+        reasons.append("fits with a shorter context: max_model_len=%d on TP%d x PP%d"
+                       % (shorter, within["tensor_parallel_size"], within["pipeline_parallel_size"]))
     return reasons
 
 
@@ -1002,9 +1123,9 @@ def _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, repli
         doubled = evaluate_layout(spec, dict(settings, kv_cache_dtype="fp8"), tp, pp)
         advice.append("--kv-cache-dtype=fp8 on %s holds %d tokens instead of %d (%.2fx max_model_len)"
                       % (gpu_label, doubled["kv_cache_tokens"], layout["kv_cache_tokens"], doubled["max_concurrency"]))
-    if not layout["meets_targets"] and layout["shortfall_bytes"] == 0:
+    if not layout["meets_targets"] and layout["shortfall_bytes"] == 0 and layout["nodes"] <= settings["max_nodes"]:
         shorter = _max_len_for(layout, settings)
-        if shorter >= BLOCK_SIZE:
+        if shorter:
             advice.append("a shorter context fits: max_model_len=%d meets min_concurrency=%g on this layout" % (shorter, settings["min_concurrency"]))
     if fits and replicas == 1 and layout["nodes"] == 1 and settings["gpus_per_node"] >= 2 * layout["gpus_per_replica"]:
         advice.append("one %d-GPU node holds %d replicas of this %d-GPU layout: set replicas for data parallel throughput"
@@ -1022,6 +1143,6 @@ def _advise(spec, settings, layout, gpu_spec, gpu_label, advice, warnings, repli
     if layout["nodes"] > 1:
         warnings.append("the layout spans %d nodes (TP%d inside each, PP%d across): use InfiniBand/RoCE between them; pipeline traffic over TCP is slow"
                         % (layout["nodes"], tp, pp))
-    if spec.sliding_window and spec.window_layers is None and spec.sliding_window < settings["max_model_len"]:
+    if spec.sliding_window and spec.window_layers is None and spec.sliding_window < settings["max_model_len"] and settings.get("engine") != "sglang":
         warnings.append("the model uses sliding-window attention (window %d): the KV estimate treats every layer as full attention, "
                         "so vLLM may hold more tokens than predicted" % spec.sliding_window)

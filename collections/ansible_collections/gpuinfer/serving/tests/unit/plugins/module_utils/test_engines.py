@@ -168,3 +168,12 @@ def test_nim_without_passthrough_refuses_extra_args():
         nim_containers(nim_spec(passthrough=False, extra_args=["--enforce-eager"]))
     with pytest.raises(EngineError, match="nim_ngc_secret"):
         nim_containers(nim_spec(ngc_secret=""))
+
+
+def test_sglang_renders_the_plans_mem_fraction_static_and_falls_back_to_gpu_memory_utilization():
+    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_sglang
+    vllm_plan = {"model": PLAN["model"], "plan": dict(PLAN["plan"], kv_cache_dtype="auto")}
+    assert "--mem-fraction-static=0.9" in engine_sglang.plan_flags(vllm_plan)
+    sglang_plan = {"model": PLAN["model"], "plan": dict(vllm_plan["plan"], engine="sglang", mem_fraction_static=0.828)}
+    flags = engine_sglang.plan_flags(sglang_plan)
+    assert "--mem-fraction-static=0.828" in flags and "--mem-fraction-static=0.9" not in flags

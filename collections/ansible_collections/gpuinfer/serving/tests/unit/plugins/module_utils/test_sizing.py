@@ -411,3 +411,107 @@ def test_fp8_on_a_float_checkpoint_is_online_quantization_and_a_quantized_checkp
     assert not [arg for arg in served["vllm_args"] if arg.startswith(("--quantization", "--dtype"))]
     with pytest.raises(sizing.SizingError, match="already quantized"):
         sizing.plan(sizing.ModelSpec(awq), "awq", "org/awq", gpu_memory_gib=80, dtype="fp8")
+
+
+# ----- no-fit messages that do not contradict themselves -----
+
+def _suggested_lengths(result):
+    import re
+    # The suggestions ("fits with a shorter context: max_model_len=N", "a shorter context fits: max_model_len=N").
+    return [int(value) for line in result["warnings"] + result["advice"] if "shorter context" in line
+            for value in re.findall(r"max_model_len=(\d+)", line)]
+
+
+def test_no_fit_over_max_nodes_says_so_and_never_suggests_beyond_the_model_limit():
+    """TP8 x PP2 holds the targets but needs two nodes: not 'short of the tokens needed', no 684032-token context."""
+    result = plan_for("llama-3.1-405b", "H100-80GB", max_nodes=1, pipeline_parallel_size=2)
+    assert not result["fits"]
+    text = " ".join(result["warnings"])
+    assert "short of" not in text
+    assert "more than max_nodes=1 allows" in text
+    assert "fits with more GPUs: TP8 x PP2 = 16 GPUs on 2 node(s)" in text
+    assert all(length < 131072 for length in _suggested_lengths(result))
+
+
+@pytest.mark.parametrize("options", [dict(max_nodes=1), dict(max_nodes=1, pipeline_parallel_size=2),
+                                     dict(max_nodes=1, tensor_parallel_size=8, pipeline_parallel_size=1, min_concurrency=64)])
+def test_no_fit_suggestions_stay_within_the_model_limit(options):
+    result = plan_for("llama-3.1-405b", "H100-80GB", **options)
+    assert not result["fits"]
+    limit = result["model"]["max_position_embeddings"]
+    assert all(length <= limit and length < result["plan"]["max_model_len"] for length in _suggested_lengths(result))
+
+
+def test_shorter_context_advice_is_shorter():
+    result = plan_for("llama-3.1-70b", "A100-80GB", max_nodes=1, tensor_parallel_size=2, pipeline_parallel_size=1)
+    assert _suggested_lengths(result) and all(length < 131072 for length in _suggested_lengths(result))
+
+
+# ----- configs of architectures the planner does not model -----
+
+LLAMA4_LIKE = {
+    "architectures": ["Llama4ForConditionalGeneration"],
+    "model_type": "llama4",
+    "torch_dtype": "bfloat16",
+    "vision_config": {"hidden_size": 1408, "num_hidden_layers": 34},
+    "text_config": {
+        "model_type": "llama4_text", "hidden_size": 5120, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+        "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+        "vocab_size": 202048, "max_position_embeddings": 10485760, "num_local_experts": 16, "num_experts_per_tok": 1,
+        "interleave_moe_layer_step": 1, "attention_chunk_size": 8192, "no_rope_layers": [1, 1, 1, 0],
+    },
+}
+
+
+def test_unknown_architecture_reads_text_config_and_warns_naming_the_assumptions():
+    spec = sizing.ModelSpec(json.loads(json.dumps(LLAMA4_LIKE)), "llama4/config.json")
+    assert spec.hidden == 5120 and spec.num_layers == 48 and spec.is_moe and spec.num_experts == 16
+    result = sizing.plan(spec, "llama4", "org/llama4", gpu_name="H100-80GB", gpu_spec=gpu_catalog.lookup("H100-80GB")[1],
+                         max_model_len=131072, max_nodes=2)
+    text = " ".join(result["plan"]["warnings"])
+    assert "Llama4ForConditionalGeneration (model_type 'llama4_text') is not an architecture the planner models" in text
+    assert "interleave_moe_layer_step" in text and "attention_chunk_size" in text and "max_position_embeddings 10485760" in text
+    assert "keeps its language model under text_config" in text and "no vision" in text
+
+
+def test_unknown_architecture_without_the_essential_fields_is_refused():
+    config = {"architectures": ["Llama4ForConditionalGeneration"], "text_config": {"model_type": "llama4_text", "hidden_size": 5120}}
+    with pytest.raises(sizing.SizingError) as error:
+        sizing.ModelSpec(config, "llama4/config.json")
+    assert "llama4/config.json (text_config)" in str(error.value) and "num_hidden_layers" in str(error.value)
+
+
+def test_known_architectures_get_no_assumption_warning():
+    result = plan_for("qwen3-14b", "H100-80GB")
+    assert not any("not an architecture the planner models" in warning for warning in result["warnings"])
+
+
+# ----- engines -----
+
+def test_nim_plans_with_vllms_accounting():
+    vllm = plan_for("llama-3.1-8b", "H100-80GB")
+    nim = plan_for("llama-3.1-8b", "H100-80GB", engine="nim")
+    assert nim["kv_cache_tokens"] == vllm["kv_cache_tokens"] and nim["memory_per_gpu"] == vllm["memory_per_gpu"]
+    assert nim["plan"]["engine"] == "nim" and "engine" not in vllm["plan"] and "mem_fraction_static" not in vllm["plan"]
+
+
+def test_sglang_plan_carries_sglangs_default_fraction_and_its_pool():
+    result = plan_for("llama-3.1-8b", "H100-80GB", engine="sglang")
+    plan = result["plan"]
+    assert plan["engine"] == "sglang" and plan["mem_fraction_static"] == plan["gpu_memory_utilization"] == 0.828
+    memory = result["memory_per_gpu"]
+    assert set(memory) >= {"total", "usable", "weights", "activation_peak", "non_torch", "cuda_graph", "kv_cache"}
+    assert memory["weights"] + memory["kv_cache"] <= memory["usable"]
+    assert memory["kv_cache"] == result["kv_cache_tokens"] * 131072
+    # A fraction the user sets wins, with a warning when it leaves less than SGLang's own reserve.
+    forced = plan_for("llama-3.1-8b", "H100-80GB", engine="sglang", gpu_memory_utilization=0.92)
+    assert forced["plan"]["mem_fraction_static"] == 0.92 and forced["kv_cache_tokens"] > result["kv_cache_tokens"]
+    assert any("mem_fraction_static=0.92 leaves" in warning for warning in forced["warnings"])
+
+
+def test_sglang_fraction_depends_on_the_layout():
+    result = plan_for("llama-3.1-70b", "H100-80GB", engine="sglang")
+    assert result["plan"]["tensor_parallel_size"] >= 2
+    assert result["plan"]["mem_fraction_static"] < 0.828
+    with pytest.raises(sizing.SizingError):
+        plan_for("llama-3.1-8b", "H100-80GB", engine="trtllm")

@@ -740,3 +740,65 @@ SHARED_INPUTS = {
     "gpu_operator_min_gpu_nodes": COUNT,
     "gpu_operator_render_dir": STR,
 }
+
+
+# ---------------------------------------------------------------------------
+# Variable names: what the collection declares, and the ones it does not
+# ---------------------------------------------------------------------------
+# A variable whose name starts with one of these belongs to the collection: it must be declared somewhere in it.
+COLLECTION_PREFIXES = ("plan_", "gpuinfer_", "vllm_", "nim_", "sglang_", "model_cache_", "inference_service_",
+                       "inference_common_", "gpu_operator_", "verify_", "benchmark_", "manifests_")
+UNKNOWN_VARIABLES_CHOICES = ("fail", "warn", "ignore")
+_TASK_LISTS = ("block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers")
+_SET_FACT = ("ansible.builtin.set_fact", "set_fact")
+
+
+def names_set_by(document, vars_file=False):
+    """The variable names a parsed task file, playbook or vars file of the collection defines itself.
+
+    A vars file (``vars_file``) defines its top-level keys; a task list or playbook its ``register`` targets,
+    ``set_fact`` keys and the ``vars`` of plays and tasks (role parameters passed with include_role / import_role).
+    """
+    if vars_file:
+        return set(str(key) for key in document) if isinstance(document, Mapping) else set()
+    names = set()
+
+    def walk(items):
+        for item in items or []:
+            if not isinstance(item, Mapping):
+                continue
+            for key in _TASK_LISTS:
+                if isinstance(item.get(key), list):
+                    walk(item[key])
+            if isinstance(item.get("register"), str):
+                names.add(item["register"])
+            for key in _SET_FACT:
+                if isinstance(item.get(key), Mapping):
+                    names.update(str(name) for name in item[key] if name != "cacheable")
+            if isinstance(item.get("vars"), Mapping):
+                names.update(str(name) for name in item["vars"])
+
+    walk(document if isinstance(document, list) else [])
+    return names
+
+
+def unknown_variables(defined, declared, prefixes=COLLECTION_PREFIXES):
+    """[(name, closest declared name or None)] for each defined name with a collection prefix that is not declared."""
+    import difflib  # only when a name is unknown
+    declared = set(declared)
+    found = []
+    for name in sorted(defined):
+        if not name.startswith(prefixes) or name in declared:
+            continue
+        same_prefix = [other for other in declared if other.startswith(name.split("_", 1)[0])]
+        close = difflib.get_close_matches(name, same_prefix or declared, n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def unknown_variable_message(name, closest):
+    return "%s: no role of gpuinfer.serving declares this variable%s" % (name, " (did you mean %s?)" % closest if closest else "")
+
+
+UNKNOWN_VARIABLES_HINT = ("variables of your own under the collection's prefixes: set gpuinfer_unknown_variables=warn "
+                          "(or ignore)")

@@ -165,12 +165,13 @@ def test_a_new_roles_list_options_are_covered_without_editing_the_table(tmp_path
     assert check_inputs.spec_from_option(options["newrole_keys"][0][1]) == {"check": "list", "secret": True}
 
 
-def test_engine_table_is_added_for_the_named_engine_only(tmp_path):
-    proc, data, _output = run(tmp_path, "-e", "engine=nim", "-e", "nim_run_as_user=-1")
-    assert proc.returncode != 0
-    assert data["result"]["problems"] == ["nim_run_as_user=-1: must be a whole number 0-2147483647"]
-    proc, data, _output = run(tmp_path, "-e", "engine=vllm", "-e", "nim_run_as_user=-1")
-    assert proc.returncode == 0  # type int, no choices: only the nim table checks its range
+def test_every_engine_table_is_checked_whatever_the_engine(tmp_path):
+    # The engine roles can be used directly, without gpuinfer_engine: each engine's variables are checked whenever
+    # they are defined (their names never overlap).
+    for engine in ("nim", "vllm"):
+        proc, data, _output = run(tmp_path, "-e", "engine=%s" % engine, "-e", "nim_run_as_user=-1")
+        assert proc.returncode != 0
+        assert data["result"]["problems"] == ["nim_run_as_user=-1: must be a whole number 0-2147483647"]
 
 
 def test_extra_table_and_check_mode(tmp_path):
@@ -217,3 +218,39 @@ def test_good_values_pass(tmp_path, good):
     proc, data, output = run(tmp_path, "-e", json.dumps(good))
     assert proc.returncode == 0, output[-3000:]
     assert data["result"]["checked"] >= len(good)
+
+
+@pytest.mark.parametrize("typo, meant", [
+    ("plan_modle", "plan_model"),
+    ("plan_gpus_per_nodes", "plan_gpus_per_node"),
+    ("inference_service_autoscalling", "inference_service_autoscaling"),
+    ("vllm_extra_arg", "vllm_extra_args"),
+    ("gpuinfer_namesapce", "gpuinfer_namespace"),
+])
+def test_a_misspelled_variable_is_refused_naming_the_one_meant(tmp_path, typo, meant):
+    proc, data, _output = run(tmp_path, "-e", "%s=x" % typo)
+    assert proc.returncode != 0
+    problems = data["result"]["problems"]
+    assert problems[0] == "%s: no role of gpuinfer.serving declares this variable (did you mean %s?)" % (typo, meant)
+    assert "gpuinfer_unknown_variables=warn" in problems[-1]
+    assert data["result"]["unknown"] == [typo]
+
+
+def test_unknown_variables_can_be_allowed(tmp_path):
+    proc, data, output = run(tmp_path, "-e", "plan_my_own_note=x", "-e", "gpuinfer_unknown_variables=warn")
+    assert proc.returncode == 0, output[-3000:]
+    assert "plan_my_own_note: no role of gpuinfer.serving declares this variable" in output
+    proc, data, output = run(tmp_path, "-e", "plan_my_own_note=x", "-e", "gpuinfer_unknown_variables=ignore")
+    assert proc.returncode == 0, output[-3000:]
+    assert "plan_my_own_note" not in output.replace("-e plan_my_own_note", "")
+
+
+def test_every_name_the_collection_sets_itself_is_declared():
+    """Facts one role hands to the next, registered results and role parameters are not "unknown"."""
+    from ansible_collections.gpuinfer.serving.plugins.action import check_inputs
+    declared = check_inputs.declared_names()
+    for name in ("plan_model", "gpuinfer_namespace", "gpuinfer_unknown_variables", "model_cache_resolved",
+                 "inference_common_built", "inference_service_resolved", "manifests_result", "vllm_engine_settings",
+                 "gpuinfer_cluster_facts", "inference_common_engine"):
+        assert name in declared, name
+    assert "plan_modle" not in declared

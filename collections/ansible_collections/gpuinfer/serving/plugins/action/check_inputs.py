@@ -68,6 +68,37 @@ def role_option_specs(collection_root=COLLECTION_ROOT):
     return options
 
 
+def _load_yaml(path):
+    try:
+        with open(path) as handle:
+            return yaml.load(handle, Loader=_SAFE_LOADER)
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+def declared_names(collection_root=COLLECTION_ROOT):
+    """Every variable name the collection declares or sets itself.
+
+    The options of every role argument spec, the keys of every role's vars/main.yml, and what the collection's
+    own task files and playbooks register, set as facts or pass as task and play vars (the steps that hand
+    one role's result to the next).
+    """
+    vars_files = glob.glob(os.path.join(collection_root, "roles", "*", "vars", "*.yml"))
+    task_files = (glob.glob(os.path.join(collection_root, "roles", "*", "tasks", "*.yml"))
+                  + glob.glob(os.path.join(collection_root, "roles", "*", "handlers", "*.yml"))
+                  + glob.glob(os.path.join(collection_root, "playbooks", "*.yml"))
+                  + glob.glob(os.path.join(collection_root, "playbooks", "tasks", "*.yml")))
+    key = ("declared",) + tuple(sorted((path, os.path.getmtime(path)) for path in vars_files + task_files))
+    if key not in _SPEC_CACHE:
+        names = set(role_option_specs(collection_root))
+        for path in vars_files:
+            names |= inputs.names_set_by(_load_yaml(path), vars_file=True)
+        for path in task_files:
+            names |= inputs.names_set_by(_load_yaml(path))
+        _SPEC_CACHE[key] = names
+    return _SPEC_CACHE[key]
+
+
 def spec_from_option(option):
     """The inputs validator spec that enforces an argument-spec option's container type and choices (or None)."""
     option_type = option.get("type", "str")
@@ -116,9 +147,9 @@ class ActionModule(ActionBase):
         )
         engine = args.get("engine") or ""
         table = dict(inputs.SHARED_INPUTS)
-        if engine in engines.ENGINES:
-            # The engine role's own variables, from the engine's description.
-            table.update(engines.get(engine).inputs)
+        for name in engines.names():
+            # Each engine role's own variables, from the engine's description (their names never overlap).
+            table.update(engines.get(name).inputs)
         extra = args.get("extra") or {}
         for name, spec in extra.items():
             if not isinstance(spec, Mapping) or spec.get("check") not in inputs.VALIDATORS:
@@ -179,6 +210,26 @@ class ActionModule(ActionBase):
                     problems.append("%s (role gpuinfer.serving.%s declares %s)" % (found[0], role, declared))
                     bad.add(name)
                     break
+
+        # 3. Names: a variable with one of the collection's prefixes that nothing declares is a misspelling,
+        #    unless the user keeps variables of their own under those prefixes.
+        #    (A policy outside its choices was refused above, from the inputs role's argument spec.)
+        policy = values.get("gpuinfer_unknown_variables") or "fail"
+        if policy != "ignore":
+            try:
+                declared = declared_names()
+            except Exception as exc:  # pylint: disable=broad-except
+                declared = None
+                result.setdefault("warnings", []).append("check_inputs could not read the collection's declarations: %s"
+                                                         % to_text(exc))
+            unknown = inputs.unknown_variables(task_vars, declared) if declared else []
+            if unknown:
+                result["unknown"] = [name for name, _closest in unknown]
+            messages = [inputs.unknown_variable_message(name, closest) for name, closest in unknown]
+            if messages and policy == "fail":
+                problems.extend(messages + [inputs.UNKNOWN_VARIABLES_HINT])
+            elif messages:
+                result.setdefault("warnings", []).extend(messages)
 
         result["changed"] = False
         result["checked"] = len(checked)

@@ -130,7 +130,6 @@ ENGINE = base.Engine(
         "nim_model_images": inputs.STR_MAP,
         "nim_image_repository": inputs.STR,
         "nim_image_tag": inputs.NON_EMPTY_STR,
-        "nim_image_pull_policy": inputs.PULL_POLICY,
         "nim_served_model_name": inputs.STR,
         "nim_model_profile": inputs.STR,
         "nim_cache_path": inputs.PATH,

@@ -138,7 +138,6 @@ ENGINE = base.Engine(
         "sglang_served_model_name": inputs.STR,
         "sglang_image_repository": inputs.NON_EMPTY_STR,
         "sglang_image_tag": inputs.NON_EMPTY_STR,
-        "sglang_image_pull_policy": inputs.PULL_POLICY,
         "sglang_extra_args": inputs.ARGS,
         "sglang_extra_env": inputs.ENV,
         "sglang_dist_port": inputs.PORT,

@@ -536,7 +536,6 @@ ARGS = _spec("list_of_str", example="['--flag']")
 STR_MAP = _spec("dict_of_str", example="{'key': 'value'}")
 SECRET_KEY = _spec("regex", pattern=r"^[-._a-zA-Z0-9]{1,253}$", what="a Secret key (letters, digits, '-', '_', '.')")
 AUTO_OR_BOOL = _spec("choices", choices=["auto", True, False, "true", "false", "yes", "no"], ignore_case=True)
-PULL_POLICY = _spec("choices", choices=["Always", "IfNotPresent", "Never"])
 
 SHARED_INPUTS = {
     # --- Playbook-wide --------------------------------------------------------------------------
@@ -556,7 +555,6 @@ SHARED_INPUTS = {
     "gpuinfer_tolerations": TOLERATIONS,
     "gpuinfer_shm_size": QUANTITY,
     "gpuinfer_replicas": POSITIVE,
-    "gpuinfer_deployment_mode": _spec("choices", choices=["auto", "single_node", "multi_node"]),
     "gpuinfer_plan": _spec("dict"),
     # --- plan -----------------------------------------------------------------------------------
     "plan_model": NON_EMPTY_STR,
@@ -590,7 +588,6 @@ SHARED_INPUTS = {
     "model_cache_plan": _spec("dict"),
     "model_cache_namespace": LABEL,
     "model_cache_instance": INSTANCE,
-    "model_cache_state": _spec("choices", choices=["present", "absent"]),
     "model_cache_delete_claim": BOOL,
     "model_cache_create_namespace": BOOL,
     "model_cache_render_dir": STR,
@@ -600,7 +597,6 @@ SHARED_INPUTS = {
     "model_cache_size": QUANTITY_OR_EMPTY,
     "model_cache_headroom": _spec("number_range", min=0, max=10),
     "model_cache_storage_class": SUBDOMAIN_OR_EMPTY,
-    "model_cache_access_mode": _spec("choices", choices=["", "ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]),
     "model_cache_hf_token": _spec("str", secret=True),
     "model_cache_hf_token_existing_secret": SUBDOMAIN_OR_EMPTY,
     "model_cache_hf_token_secret_name": SUBDOMAIN,
@@ -653,12 +649,9 @@ SHARED_INPUTS = {
     "inference_common_memory_request": QUANTITY_OR_EMPTY,
     "inference_common_cpu_limit": QUANTITY_OR_EMPTY,
     "inference_common_memory_limit": QUANTITY_OR_EMPTY,
-    "inference_common_rollout_strategy": _spec("choices", choices=["auto", "Recreate", "RollingUpdate"]),
     "inference_common_spare_gpus": COUNT,
     "inference_common_pdb_enabled": BOOL,
     "inference_common_pdb_max_unavailable": COUNT,
-    "inference_common_lws_startup_policy": _spec("choices", choices=["LeaderCreated", "LeaderReady"]),
-    "inference_common_lws_restart_policy": _spec("choices", choices=["RecreateGroupOnPodRestart", "RecreateGroupAfterStart", "None"]),
     "inference_common_lws_exclusive_topology": STR,
     "inference_common_termination_grace_period_seconds": SECONDS,
     "inference_common_download_mb_s": _spec("number_range", min=0, min_exclusive=True),
@@ -680,17 +673,14 @@ SHARED_INPUTS = {
     "inference_service_multi_node": BOOL,
     "inference_service_served_model_name": STR,
     "inference_service_port": PORT,
-    "inference_service_expose": _spec("choices", choices=["none", "ingress", "httproute"]),
     "inference_service_host": _spec("dns_subdomain", wildcard=True, empty_ok=True),
     "inference_service_ingress_class": SUBDOMAIN_OR_EMPTY,
     "inference_service_ingress_annotations": STR_MAP,
     "inference_service_tls_secret": SUBDOMAIN_OR_EMPTY,
     "inference_service_gateway_name": SUBDOMAIN_OR_EMPTY,
     "inference_service_gateway_namespace": LABEL_OR_EMPTY,
-    "inference_service_monitoring": _spec("choices", choices=["auto", "servicemonitor", "annotations", "none"]),
     "inference_service_scrape_interval": _spec("duration"),
     "inference_service_servicemonitor_labels": STR_MAP,
-    "inference_service_autoscaling": _spec("choices", choices=["none", "hpa", "keda"]),
     "inference_service_min_replicas": _spec("int_range", min=1, max=1000),
     "inference_service_max_replicas": _spec("int_range", min=1, max=1000),
     "inference_service_target_waiting": _spec("number_range", min=0, min_exclusive=True),
@@ -711,7 +701,6 @@ SHARED_INPUTS = {
     "inference_service_smoke_test": BOOL,
     "inference_service_smoke_test_url": URL,
     # --- gpu_operator ---------------------------------------------------------------------------
-    "gpu_operator_state": _spec("choices", choices=["present", "absent"]),
     "gpu_operator_namespace": LABEL,
     # Helm release names: at most 53 characters.
     "gpu_operator_release_name": _spec("dns_label", max_len=53),
@@ -725,9 +714,7 @@ SHARED_INPUTS = {
     "gpu_operator_driver_host_group": STR,
     "gpu_operator_driver_version": STR,
     "gpu_operator_toolkit_enabled": BOOL,
-    "gpu_operator_container_runtime": _spec("choices", choices=["none", "containerd", "k3s", "rke2", "microk8s"]),
     "gpu_operator_toolkit_env": ENV,
-    "gpu_operator_mig_strategy": _spec("choices", choices=["none", "single", "mixed"]),
     "gpu_operator_dcgm_exporter_enabled": BOOL,
     "gpu_operator_dcgm_service_monitor": AUTO_OR_BOOL,
     "gpu_operator_cdi_enabled": BOOL,
@@ -740,3 +727,65 @@ SHARED_INPUTS = {
     "gpu_operator_min_gpu_nodes": COUNT,
     "gpu_operator_render_dir": STR,
 }
+
+
+# ---------------------------------------------------------------------------
+# Variable names: what the collection declares, and the ones it does not
+# ---------------------------------------------------------------------------
+# A variable whose name starts with one of these belongs to the collection: it must be declared somewhere in it.
+COLLECTION_PREFIXES = ("plan_", "gpuinfer_", "vllm_", "nim_", "sglang_", "model_cache_", "inference_service_",
+                       "inference_common_", "gpu_operator_", "verify_", "benchmark_", "manifests_")
+UNKNOWN_VARIABLES_CHOICES = ("fail", "warn", "ignore")
+_TASK_LISTS = ("block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers")
+_SET_FACT = ("ansible.builtin.set_fact", "set_fact")
+
+
+def names_set_by(document, vars_file=False):
+    """The variable names a parsed task file, playbook or vars file of the collection defines itself.
+
+    A vars file (``vars_file``) defines its top-level keys; a task list or playbook its ``register`` targets,
+    ``set_fact`` keys and the ``vars`` of plays and tasks (role parameters passed with include_role / import_role).
+    """
+    if vars_file:
+        return set(str(key) for key in document) if isinstance(document, Mapping) else set()
+    names = set()
+
+    def walk(items):
+        for item in items or []:
+            if not isinstance(item, Mapping):
+                continue
+            for key in _TASK_LISTS:
+                if isinstance(item.get(key), list):
+                    walk(item[key])
+            if isinstance(item.get("register"), str):
+                names.add(item["register"])
+            for key in _SET_FACT:
+                if isinstance(item.get(key), Mapping):
+                    names.update(str(name) for name in item[key] if name != "cacheable")
+            if isinstance(item.get("vars"), Mapping):
+                names.update(str(name) for name in item["vars"])
+
+    walk(document if isinstance(document, list) else [])
+    return names
+
+
+def unknown_variables(defined, declared, prefixes=COLLECTION_PREFIXES):
+    """[(name, closest declared name or None)] for each defined name with a collection prefix that is not declared."""
+    import difflib  # only when a name is unknown
+    declared = set(declared)
+    found = []
+    for name in sorted(defined):
+        if not name.startswith(prefixes) or name in declared:
+            continue
+        same_prefix = [other for other in declared if other.startswith(name.split("_", 1)[0])]
+        close = difflib.get_close_matches(name, same_prefix or declared, n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def unknown_variable_message(name, closest):
+    return "%s: no role of gpuinfer.serving declares this variable%s" % (name, " (did you mean %s?)" % closest if closest else "")
+
+
+UNKNOWN_VARIABLES_HINT = ("variables of your own under the collection's prefixes: set gpuinfer_unknown_variables=warn "
+                          "(or ignore)")

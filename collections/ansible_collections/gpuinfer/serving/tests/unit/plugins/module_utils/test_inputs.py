@@ -335,7 +335,8 @@ def test_message_format_matches_the_issue():
 # The table of bad inputs: every one is refused with a message naming the variable
 # ---------------------------------------------------------------------------
 BAD_INPUTS = [
-    # (variable, value, expected substring)
+    # (variable, value, expected substring). Choices are the argument specs' alone (check_inputs reads them there:
+    # tests/unit/test_check_inputs_action.py).
     ("vllm_extra_args", "notalist", "must be a list such as ['--flag'], got the string 'notalist'"),
     ("vllm_extra_args", '["--a"]', "must be a list"),
     ("vllm_extra_args", ["--a", {"b": 1}], "item 1 must be a string"),
@@ -343,8 +344,6 @@ BAD_INPUTS = [
     ("vllm_extra_env", [{"value": "x"}], "has no 'name'"),
     ("vllm_master_port", 0, "port number 1-65535"),
     ("vllm_master_port", "99999", "port number 1-65535"),
-    ("vllm_image_pull_policy", "always", "must be one of: Always, IfNotPresent, Never"),
-    ("vllm_launch_mode", "ray", "must be one of: mp"),
     ("vllm_hf_token_secret", "HF_Token", "DNS subdomain"),
     ("vllm_workload_name", "9vllm", "RFC 1035"),
     ("vllm_hf_token_required", "maybe", "must be a boolean"),
@@ -366,7 +365,6 @@ BAD_INPUTS = [
     ("inference_service_ingress_annotations", {"a": ["b"]}, "must be a string"),
     ("inference_service_scale_down_stabilization_seconds", 7200, "whole number 0-3600"),
     ("inference_service_scrape_interval", "15", "duration"),
-    ("inference_service_expose", "loadbalancer", "must be one of: none, ingress, httproute"),
     ("inference_service_host", "Bad_Host.example.com", "DNS subdomain"),
     ("model_cache_storage_class", "Bad_SC", "DNS subdomain"),
     ("model_cache_storage_class", "fast..ssd", "DNS subdomain"),
@@ -391,7 +389,6 @@ BAD_INPUTS = [
     ("inference_common_rdma_count", 0, "whole number 1-64"),
     ("inference_common_cache_mount_path", "relative/dir", "absolute path"),
     ("inference_common_priority_class", "High", "DNS subdomain"),
-    ("inference_common_rollout_strategy", "blue-green", "must be one of"),
     ("inference_common_probe_period_seconds", 0, "whole number 1-3600"),
     ("inference_common_download_mb_s", 0, "number > 0"),
     ("inference_common_smoke_test_url", "localhost:8000", "URL"),

@@ -25,30 +25,6 @@ def _call(function, *args, **kwargs):
         raise AnsibleFilterError("%s: malformed input (%s: %s)" % (function.__name__, type(exc).__name__, exc))
 
 
-def startup_probe_budget(weights_bytes, nodes=1, download_mb_s=probes.DEFAULT_DOWNLOAD_MB_S,
-                         disk_read_mb_s=probes.DEFAULT_DISK_READ_MB_S, margin_seconds=probes.DEFAULT_MARGIN_SECONDS,
-                         period_seconds=probes.DEFAULT_PERIOD_SECONDS, weights_cached=False):
-    return _call(probes.startup_probe_budget, weights_bytes, nodes=nodes, download_mb_s=download_mb_s,
-                 disk_read_mb_s=disk_read_mb_s, margin_seconds=margin_seconds, period_seconds=period_seconds,
-                 weights_cached=weights_cached)
-
-
-def inference_workload(spec):
-    return _call(workload.build_workload, spec)
-
-
-def inference_rollout_reason(spec):
-    return _call(workload.rollout_reason, spec)
-
-
-def vllm_containers(spec):
-    return _call(engines.vllm_containers, spec)
-
-
-def nim_containers(spec):
-    return _call(engines.nim_containers, spec)
-
-
 def hf_cache_env(mount_path, offline=False):
     return _call(engines.hf_cache_env, mount_path, offline)
 
@@ -82,11 +58,6 @@ def service_resolve(settings, components=None, object_settings=None):
 class FilterModule(object):
     def filters(self):
         return {
-            "startup_probe_budget": startup_probe_budget,
-            "inference_workload": inference_workload,
-            "inference_rollout_reason": inference_rollout_reason,
-            "vllm_containers": vllm_containers,
-            "nim_containers": nim_containers,
             "hf_cache_env": hf_cache_env,
             "hf_download_args": hf_download_args,
             "engine_objects": engine_objects,

@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base, engine_nim, engine_sglang, engine_vllm
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
 
 ENGINES = {
     "vllm": engine_vllm.ENGINE,
@@ -60,28 +59,3 @@ def image_driver_requirement(image):
     if cuda is None:
         return None
     return {"image": str(image), "cuda": cuda, "min_driver_major": engine_base.CUDA_MIN_DRIVER_MAJOR[cuda]}
-
-
-def _legacy(engine, spec, renames):
-    """Containers from the flat spec the 0.1 filters took (nodes, download_dir or cache_path)."""
-    settings = dict(spec)
-    for old, new in renames.items():
-        if old in settings and new not in settings:
-            settings[new] = settings.pop(old)
-    sizing = (spec.get("plan") or {}).get("plan") or {}
-    nodes = int(spec.get("nodes") or 1)
-    tp = int(sizing.get("tensor_parallel_size") or nodes)
-    pp = int(sizing.get("pipeline_parallel_size") or 1)
-    try:
-        layout = replica.replica_layout(tp, pp, nodes)
-    except replica.LayoutError:
-        layout = dict(replica.replica_layout(nodes, 1, nodes), gpus_per_pod=None)
-    return engine.containers(spec["plan"], layout, settings)
-
-
-def vllm_containers(spec):
-    return _legacy(engine_vllm.ENGINE, spec, {"download_dir": "cache_mount_path"})
-
-
-def nim_containers(spec):
-    return _legacy(engine_nim.ENGINE, spec, {"cache_path": "cache_mount_path"})

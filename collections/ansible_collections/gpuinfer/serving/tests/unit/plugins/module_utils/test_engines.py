@@ -6,9 +6,31 @@ import shlex
 
 import pytest
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_nim, engine_vllm, layout
 from ansible_collections.gpuinfer.serving.plugins.module_utils.engines import (
-    EngineError, hf_cache_env, hf_download_args, image_driver_requirement, nim_containers, vllm_containers,
-    vllm_engine_args, vllm_plan_flags)
+    EngineError, hf_cache_env, hf_download_args, image_driver_requirement, vllm_engine_args, vllm_plan_flags)
+
+
+def _containers(engine, spec, cache_key):
+    """The engine's containers for a flat test spec: its plan, its node count and its settings."""
+    settings = dict(spec)
+    settings["cache_mount_path"] = settings.pop(cache_key)
+    sizing = spec["plan"]["plan"]
+    nodes = int(spec.get("nodes") or 1)
+    tp, pp = int(sizing.get("tensor_parallel_size") or nodes), int(sizing.get("pipeline_parallel_size") or 1)
+    try:
+        replica = layout.replica_layout(tp, pp, nodes)
+    except layout.LayoutError:
+        replica = dict(layout.replica_layout(nodes, 1, nodes), gpus_per_pod=None)
+    return engine.containers(spec["plan"], replica, settings)
+
+
+def vllm_containers(spec):
+    return _containers(engine_vllm.ENGINE, spec, "download_dir")
+
+
+def nim_containers(spec):
+    return _containers(engine_nim.ENGINE, spec, "cache_path")
 
 # FP8 planned for a BF16 checkpoint: vLLM quantizes online.
 PLAN = {"model": {"hf_id": "org/model", "native_dtype": "bf16"}, "plan": {

@@ -13,6 +13,9 @@ version_added: 0.1.0
 description:
   - Turns the result of M(gpuinfer.serving.gpu_sizing) into lines of text, a summary table and a
     per-GPU memory bar (weights, activations, CUDA context, CUDA graphs, KV cache, free).
+  - The flags section is titled with the engine the plan is for (C(plan.engine); absent is vLLM) and holds that
+    engine's own flags from the plan - vLLM's RV(gpuinfer.serving.gpu_sizing#module:vllm_args), SGLang's server
+    arguments, or NVIDIA NIM's C(NIM_PASSTHROUGH_ARGS) and C(NIM_*) variables.
 options:
   _input:
     description: The registered result of M(gpuinfer.serving.gpu_sizing).

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base, engine_nim, engine_sglang, engines
+
 GIB = 1024 ** 3
 
 # Order and glyphs of the memory bar segments; the rest of the GPU shows as free.
@@ -60,6 +62,48 @@ def _engine_rows(plan):
     return rows
 
 
+def _served_model_flag(result):
+    """The --served-model-name gpu_sizing added to vllm_args (only when it was given a served model name)."""
+    return [flag for flag in result.get("vllm_args") or [] if engine_base.flag_name(flag) == "--served-model-name"]
+
+
+def _vllm_flags(result):
+    # gpu_sizing computed them already (engine_vllm.plan_flags + the served model name): its documented vllm_args.
+    return [" ".join(result.get("vllm_args") or [])]
+
+
+def _sglang_flags(result):
+    return [" ".join(engine_sglang.plan_flags(result) + _served_model_flag(result))]
+
+
+def _nim_flags(result):
+    """NIM takes the plan's vLLM flags it has no NIM_* variable for in NIM_PASSTHROUGH_ARGS (what the nim role
+    sets), and the pipeline parallel size, context length and served model name in its own variables."""
+    plan = result.get("plan") or {}
+    variables = ["NIM_PIPELINE_PARALLEL_SIZE=%d" % int(engine_base.plan_value(plan, "pipeline_parallel_size")),
+                 "NIM_MAX_MODEL_LEN=%d" % int(engine_base.plan_value(plan, "max_model_len"))]
+    variables.extend("NIM_SERVED_MODEL_NAME=%s" % flag.split("=", 1)[1] for flag in _served_model_flag(result))
+    return ["NIM_PASSTHROUGH_ARGS: " + " ".join(engine_nim.passthrough_args(result)), " ".join(variables)]
+
+
+# The plan's flags in each engine's own terms, from the engine description's functions.
+ENGINE_FLAGS = {"vllm": _vllm_flags, "sglang": _sglang_flags, "nim": _nim_flags}
+
+
+def engine_flags_section(result):
+    """The "<engine> flags:" lines of a plan: titled with the engine the plan is for (plan.engine; absent is vLLM)
+    and holding that engine's flags. Empty when the result has no flags (gpu_sizing always returns vllm_args) or
+    the plan lacks what the engine's flags need."""
+    name = (result.get("plan") or {}).get("engine") or "vllm"
+    if not result.get("vllm_args") or name not in ENGINE_FLAGS:
+        return []
+    try:
+        lines = ENGINE_FLAGS[name](result)
+    except (engines.EngineError, TypeError, ValueError):
+        return []
+    return ["", "%s flags:" % engines.get(name).title] + ["  " + line for line in lines]
+
+
 def refusal_message(result, model=None, gpu=None):
     """The one-line refusal of a plan that does not fit: the reasons, then what would help - only when there is some
     (no dangling "What would:" when the advice is empty)."""
@@ -97,8 +141,7 @@ def render_report(result):
     free = float(memory.get("total") or 0) - sum(float(memory.get(key) or 0) for key, _g, _l in BAR_SEGMENTS)
     legend.append(". free/reserved %s" % _gib(max(free, 0)))
     lines.append("  " + " | ".join(legend))
-    if result.get("vllm_args"):
-        lines.extend(["", "vLLM flags:", "  " + " ".join(result["vllm_args"])])
+    lines.extend(engine_flags_section(result))
     # Ansible keeps a module's top-level "warnings" for itself, so the planner returns them in plan.
     for title, items in (("Warnings", plan.get("warnings")), ("Advice", result.get("advice"))):
         if items:

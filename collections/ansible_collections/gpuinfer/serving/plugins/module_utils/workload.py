@@ -130,7 +130,8 @@ def rollout_plan(choice, replicas, gpus_per_replica, spare_gpus):
     A surge pod needs a whole replica's GPUs free; without them it stays Pending
     while the old pod keeps its GPUs, and the rollout never finishes. So surge
     only when the cluster has that many spare GPUs; otherwise replace in place.
-    Returns the Deployment strategy, the LWS rolling update configuration and why.
+    Returns the Deployment strategy, the LWS rolling update configuration and why, for each
+    (a LeaderWorkerSet has no Recreate: where a Deployment is recreated, it rolls one group at a time).
     """
     if choice not in ROLLOUT_CHOICES:
         raise WorkloadError("rollout strategy must be one of %s, got %r" % (", ".join(ROLLOUT_CHOICES), choice))
@@ -157,7 +158,12 @@ def rollout_plan(choice, replicas, gpus_per_replica, spare_gpus):
         deployment = {"type": "Recreate"}
         reason = "%d spare GPUs < %d per replica and one replica: Recreate" % (spare, gpus_per_replica)
     lws = {"maxUnavailable": 1, "maxSurge": 1 if can_surge and choice != "Recreate" else 0}
-    return {"deployment": deployment, "lws": lws, "reason": reason, "can_surge": can_surge}
+    lws_reason = reason
+    if deployment["type"] == "Recreate":
+        lws_reason = "%s; a LeaderWorkerSet has no Recreate: RollingUpdate maxSurge 0 / maxUnavailable 1" % (
+            "Recreate requested" if choice == "Recreate"
+            else "%d spare GPUs < %d per replica and one replica" % (spare, gpus_per_replica))
+    return {"deployment": deployment, "lws": lws, "reason": reason, "lws_reason": lws_reason, "can_surge": can_surge}
 
 
 def _container(base, gpus, volume_mounts, extra_env, rdma, resources):
@@ -319,15 +325,18 @@ def build_workload(spec):
 
 
 def rollout_reason(spec):
-    """The sentence explaining the chosen rollout strategy, for the role's output."""
+    """The sentence explaining the chosen rollout strategy of the controller the spec gets, for the role's output."""
     rollout_spec = spec.get("rollout") or {}
     layout = spec.get("layout")
     if layout:
         gpus = layout["gpus_per_replica"]
+        multi_node = layout["controller"] == replica.LEADER_WORKER_SET
     else:
-        gpus = _whole("nodes", spec.get("nodes", 1), 1) * _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
-    return rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), gpus,
-                        rollout_spec.get("spare_gpus", 0))["reason"]
+        nodes = _whole("nodes", spec.get("nodes", 1), 1)
+        gpus = nodes * _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
+        multi_node = nodes > 1
+    plan = rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), gpus, rollout_spec.get("spare_gpus", 0))
+    return plan["lws_reason"] if multi_node else plan["reason"]
 
 
 def check_plan(plan):

@@ -16,8 +16,10 @@ description:
     (inventory, play and extra variables, templated). A variable that is not defined is not checked.
   - The table of shared variables (names and namespaces are DNS labels, ports are 1-65535, StorageClass and Secret
     names are DNS subdomains, sizes are Kubernetes quantities, lists are lists, mount paths are absolute, URLs are
-    http(s)) is in C(plugins/module_utils/inputs.py) (C(SHARED_INPUTS)); O(engine) adds the engine role's table
-    (C(ENGINE_INPUTS)).
+    http(s)) is in C(plugins/module_utils/inputs.py) (C(SHARED_INPUTS)). The engine roles' own variables (C(vllm_*),
+    C(nim_*), C(sglang_*)) are checked too, each from its engine description's table (C(inputs) of the C(Engine) in
+    C(plugins/module_utils/engine_vllm.py), C(engine_nim.py), C(engine_sglang.py)), for every engine whatever
+    O(engine) says.
   - Also reads every role argument spec of the collection and refuses, for each option that is defined, a value that
     is not a real list or dict where the spec declares C(type=list) or C(type=dict) (Ansible's own validation would
     turn C(-e vllm_extra_args=notalist) into C(['notalist'])), and a value outside the option's C(choices).
@@ -30,8 +32,10 @@ author:
 options:
   engine:
     description:
-      - Also check the variables of this engine role (C(vllm) or C(nim)). Another value adds nothing
-        (the engine choice is checked elsewhere).
+      - The engine the play deploys, one of the engines registered in C(plugins/module_utils/engines.py) - C(vllm),
+        C(nim) or C(sglang). Only the name is validated; another value fails naming the registered engines.
+      - It does not choose which variables are checked - every engine's own variables are checked whatever it says.
+      - Unset or empty, no engine name is checked.
     type: str
   extra:
     description:

@@ -512,10 +512,10 @@ BAD_INPUTS = {
     "missing-hf-secret": ({}, ["-e", "gpuinfer_engine=vllm"], "vllm_hf_token_secret is empty"),
     "missing-ngc-secret": ({}, ["-e", "gpuinfer_engine=nim", "-e", "model_cache_pull_secret=nvcr-pull"],
                            "NIM needs two Secrets by name"),
-    "unknown-engine": ({}, SECRETS + ["-e", "gpuinfer_engine=tgi"], "inference_service_engine"),
+    "unknown-engine": ({}, SECRETS + ["-e", "gpuinfer_engine=tgi"], "gpuinfer_engine=tgi: allowed nim, sglang, vllm"),
     "unknown-launch-mode": ({}, SECRETS + ["-e", "vllm_launch_mode=slurm"], "vllm_launch_mode"),
     # The vllm/vllm-openai image has no Ray: the mode is gone.
-    "ray-launch-mode": ({}, SECRETS + ["-e", "vllm_launch_mode=ray"], "vllm_launch_mode must be one of: mp"),
+    "ray-launch-mode": ({}, SECRETS + ["-e", "vllm_launch_mode=ray"], "vllm_launch_mode=ray: must be one of: mp"),
     # A plan made from a config.json path names no repository to download or serve.
     "config-path-without-hub-id": (dict(model__hf_id=None, model__id="/models/custom/config.json"), SECRETS,
                                    "needs plan_hub_id"),

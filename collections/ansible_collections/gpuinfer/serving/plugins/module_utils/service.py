@@ -32,6 +32,12 @@ def settings_problems(settings):
     if not 1 <= minimum <= maximum:
         problems.append("1 <= inference_service_min_replicas (%d) <= inference_service_max_replicas (%d) does not hold."
                         % (minimum, maximum))
+    replicas = settings.get("replicas")
+    if settings["autoscaling"] != "none" and replicas is not None and not minimum <= int(replicas) <= maximum:
+        problems.append("The plan's %d replica(s) (plan_replicas) lie outside the autoscaler's range "
+                        "inference_service_min_replicas=%d to inference_service_max_replicas=%d: the autoscaler would "
+                        "override them at once. Set the range to include %d, or change plan_replicas."
+                        % (int(replicas), minimum, maximum, int(replicas)))
     if float(settings["target_waiting"]) <= 0:
         problems.append("inference_service_target_waiting (%s) must be > 0." % settings["target_waiting"])
     expose = settings["expose"]

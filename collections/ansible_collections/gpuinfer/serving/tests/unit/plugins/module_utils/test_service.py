@@ -53,6 +53,9 @@ def test_render_mode_renders_what_was_asked():
     ({"target_name": ""}, EVERYTHING, "inference_service_target_name must be set"),
     ({"min_replicas": 3, "max_replicas": 2}, EVERYTHING, "inference_service_min_replicas (3) <= inference_service_max_replicas (2)"),
     ({"target_waiting": 0}, EVERYTHING, "inference_service_target_waiting (0) must be > 0"),
+    ({"autoscaling": "hpa", "replicas": 3, "max_replicas": 2}, EVERYTHING,
+     "The plan's 3 replica(s) (plan_replicas) lie outside the autoscaler's range inference_service_min_replicas=1 to "
+     "inference_service_max_replicas=2"),
     ({"expose": "ingress"}, EVERYTHING, "inference_service_expose=ingress needs inference_service_host"),
     ({"expose": "httproute"}, EVERYTHING, "needs inference_service_gateway_name"),
     ({"autoscaling": "keda", "keda_server_address": "prometheus:9090"}, EVERYTHING, "must be the http(s) URL"),
@@ -164,3 +167,8 @@ def test_exposure(expose, object_overrides, overrides, expected):
 def test_no_objects_when_a_setting_is_refused():
     resolved = service.resolve(settings(min_replicas=3, max_replicas=2), EVERYTHING, OBJECT_SETTINGS)
     assert resolved["problems"] and resolved["objects"] == []
+
+
+def test_replicas_outside_the_range_are_fine_without_an_autoscaler():
+    assert service.settings_problems(settings(autoscaling="none", replicas=3, max_replicas=2)) == []
+    assert service.settings_problems(settings(autoscaling="hpa", replicas=2, max_replicas=2)) == []

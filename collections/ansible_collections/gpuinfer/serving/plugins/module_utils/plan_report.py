@@ -104,6 +104,29 @@ def engine_flags_section(result):
     return ["", "%s flags:" % engines.get(name).title] + ["  " + line for line in lines]
 
 
+def speed_section(result):
+    """The "Speed" lines: one row per planned concurrency of gpu_sizing's performance prediction (none when the plan
+    has no prediction: a GPU sized only by its memory, or a plan that does not fit)."""
+    performance = result.get("performance") or {}
+    points = performance.get("points") or []
+    if not points:
+        return []
+    rows = [("clients", "in/out", "TTFT p50", "TPOT p50", "output tok/s", "req/s", "bound")]
+    for point in points:
+        rows.append(("%d" % point["concurrency"], "%d/%d" % (point["input_len"], point["output_len"]),
+                     "%.0f ms" % point["ttft_ms"], "%.1f ms" % point["tpot_ms"],
+                     format(int(round(point["output_tokens_per_s"])), ","), "%.2f" % point["requests_per_s"],
+                     point["bound"]))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["", "Speed per replica (predicted, %s's step model; closed loop):" % performance.get("engine_model", "vllm")]
+    lines.extend("  " + "  ".join(cell.rjust(width) if column < 6 else cell for column, (cell, width)
+                                  in enumerate(zip(row, widths))).rstrip() for row in rows)
+    lines.append("  peak output tokens/s: %s per replica, %s for the deployment" % (
+        format(int(round(performance.get("peak_output_tokens_per_s_per_replica") or 0)), ","),
+        format(int(round(performance.get("peak_output_tokens_per_s") or 0)), ",")))
+    return lines
+
+
 def refusal_message(result, model=None, gpu=None):
     """The one-line refusal of a plan that does not fit: the reasons, then what would help - only when there is some
     (no dangling "What would:" when the advice is empty)."""
@@ -141,6 +164,7 @@ def render_report(result):
     free = float(memory.get("total") or 0) - sum(float(memory.get(key) or 0) for key, _g, _l in BAR_SEGMENTS)
     legend.append(". free/reserved %s" % _gib(max(free, 0)))
     lines.append("  " + " | ".join(legend))
+    lines.extend(speed_section(result))
     lines.extend(engine_flags_section(result))
     # Ansible keeps a module's top-level "warnings" for itself, so the planner returns them in plan.
     for title, items in (("Warnings", plan.get("warnings")), ("Advice", result.get("advice"))):

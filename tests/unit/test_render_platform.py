@@ -245,9 +245,9 @@ def test_gpu_operator_local_chart_needs_no_repository(tmp_path):
 
 @pytest.mark.parametrize("variables, message", [
     ({"gpu_operator_chart_ref": "/nonexistent/chart"}, "gpu_operator_chart_ref is '/nonexistent/chart'"),
-    ({"gpu_operator_mig_strategy": "all"}, "gpu_operator_mig_strategy must be one of: none, single, mixed"),
-    ({"gpu_operator_container_runtime": "docker"}, "gpu_operator_container_runtime must be one of"),
-    ({"gpu_operator_driver_preinstalled": "maybe"}, "gpu_operator_driver_preinstalled is 'maybe'"),
+    ({"gpu_operator_mig_strategy": "all"}, "gpu_operator_mig_strategy=all: must be one of: none, single, mixed"),
+    ({"gpu_operator_container_runtime": "docker"}, "gpu_operator_container_runtime=docker: must be one of"),
+    ({"gpu_operator_driver_preinstalled": "maybe"}, "gpu_operator_driver_preinstalled=maybe: must be one of"),
 ])
 def test_gpu_operator_rejects_bad_input(tmp_path, variables, message):
     result, render_dir = run_role(tmp_path, "gpu_operator", variables)
@@ -384,8 +384,8 @@ def test_model_cache_existing_claim_is_not_created(tmp_path):
 @pytest.mark.parametrize("variables, message", [
     ({"model_cache_size": "100Gi"},
      "model_cache_size=100Gi (107374182400 bytes) is smaller than the model weights, 141107412992 bytes"),
-    ({"model_cache_size": "lots"}, "model_cache_size=lots is not a Kubernetes quantity such as 500Gi"),
-    ({"model_cache_access_mode": "ReadWriteAll"}, "model_cache_access_mode must be one of"),
+    ({"model_cache_size": "lots"}, "model_cache_size=lots: must be a Kubernetes quantity such as 500Gi"),
+    ({"model_cache_access_mode": "ReadWriteAll"}, "model_cache_access_mode=ReadWriteAll: must be one of"),
     ({"model_cache_engine": "tgi"}, "model_cache_engine=tgi (nim|sglang|vllm)"),
     ({"gpuinfer_plan": {"plan": {"tensor_parallel_size": 1}}}, "plan weights_bytes=missing"),
     ({"gpuinfer_engine": "nim", "model_cache_download": True}, "The NIM download Job needs model_cache_nim_image"),

@@ -351,7 +351,7 @@ def _point(engine, concurrency, batch_limit, input_len, output_len, budget):
 
 def predict(shape, gpu, tensor_parallel_size, pipeline_parallel_size, stage_weights_bytes, stage_layers,
             kv_bytes_per_token, max_num_seqs, max_num_batched_tokens, dtype, input_len, output_len, concurrency,
-            kv_cache_tokens=None, quantization=None):
+            kv_cache_tokens=None, quantization=None, peak=True):
     """Predicted speed of one replica under closed-loop loads.
 
     shape: {num_layers, hidden_size, num_attention_heads, num_kv_heads, head_dim, intermediate_size, vocab_size,
@@ -361,7 +361,8 @@ def predict(shape, gpu, tensor_parallel_size, pipeline_parallel_size, stage_weig
     weight bytes and its layer count; kv_bytes_per_token: whole-model KV bytes of one token on one TP rank;
     kv_cache_tokens: the replica's KV capacity (caps the batch when given); concurrency: a list of client counts.
 
-    Returns {points: [...], peak_output_tokens_per_s, peak_concurrency}.
+    Returns {points: [...], peak_output_tokens_per_s, peak_concurrency, batch_limit}. ``peak=False`` skips the full-batch
+    point (the peak is then the best of ``points``): for callers that search over concurrency one level at a time.
     """
     input_len = _positive_int("input_len", input_len)
     output_len = _positive_int("output_len", output_len)
@@ -379,8 +380,8 @@ def predict(shape, gpu, tensor_parallel_size, pipeline_parallel_size, stage_weig
     if kv_cache_tokens:
         batch_limit = max(1, min(batch_limit, int(kv_cache_tokens // (input_len + output_len))))
     points = [_point(engine, level, batch_limit, input_len, output_len, budget) for level in levels]
-    peak = _point(engine, batch_limit, batch_limit, input_len, output_len, budget)
-    best = max(points + [peak], key=lambda item: item["output_tokens_per_s"])
+    extra = [_point(engine, batch_limit, batch_limit, input_len, output_len, budget)] if peak else []
+    best = max(points + extra, key=lambda item: item["output_tokens_per_s"])
     return {
         "points": points,
         "peak_output_tokens_per_s": best["output_tokens_per_s"],

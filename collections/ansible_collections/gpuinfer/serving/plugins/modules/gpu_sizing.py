@@ -41,6 +41,9 @@ description:
     more stages than layers. Tensor parallel sizes are those vLLM accepts - they divide the attention heads, and the KV
     heads are divisible by them or divide them. Fixed C(tensor_parallel_size)/C(pipeline_parallel_size) are validated instead of chosen.
     Replicas (data parallel) come on top."
+  - "B(SLO planning): with O(slo_ttft_ms), O(slo_tpot_ms) and/or O(request_rate), the layout (TP x PP, and FP8 weights
+    where they help) and the replicas are those that meet the latency targets and the request rate with the fewest
+    GPUs, by the speed model of RV(performance); RV(slo) shows the choice, the alternatives and the autoscaler targets."
   - Warnings (also under C(plan.warnings)) and C(advice) say what would help, such as FP8 weights on FP8-capable GPUs,
     an FP8 KV cache, a shorter context, or more nodes.
 author:
@@ -210,6 +213,34 @@ options:
         one finishes), positive integers. Defaults to 1, 16, 64 and the plan's C(max_num_seqs); sorted, duplicates dropped.
     type: list
     elements: int
+  slo_ttft_ms:
+    description:
+      - Target p50 time to first token in milliseconds, for requests of O(input_len)/O(output_len), a number greater
+        than 0. Setting any of O(slo_ttft_ms), O(slo_tpot_ms) or O(request_rate) turns on SLO planning (RV(slo)); without
+        them the plan is what the memory rules choose.
+      - "B(SLO planning): every tensor parallel size that is a power of two inside a node (PP 1), and the largest one of a
+        node over 2 or more pipeline stages up to O(max_nodes), that fits memory - at the plan's dtype and, on FP8 GPUs for
+        a bf16/fp16 checkpoint, with FP8 weights too - is given the highest concurrency per replica whose predicted TTFT
+        and TPOT (RV(performance)'s model) meet the targets; its requests/s there sets the replicas O(request_rate)
+        needs. The layout and replicas with the fewest GPUs win (then the lowest TPOT), and the plan follows them: its
+        tensor and pipeline parallel sizes, replicas and, with O(dtype=auto), FP8 weights quantized online when those
+        win (advice says so). O(tensor_parallel_size), O(pipeline_parallel_size), O(replicas) above 1 and a O(dtype)
+        other than C(auto) are kept and checked instead (replicas=1, the default, lets the planner choose)."
+      - When no layout meets the targets the task fails, naming the targets, the best achievable TTFT and TPOT and the
+        nearest feasible targets; with O(fail_on_no_fit=false) it returns the memory plan with C(slo.met=false).
+      - Needs a catalog O(gpu) (the speed model reads its datasheet bandwidth and TFLOP/s).
+    type: float
+  slo_tpot_ms:
+    description:
+      - Target p50 time per output token (inter-token latency) in milliseconds, a number greater than 0; see
+        O(slo_ttft_ms) for SLO planning. Ignored when O(output_len) is 1 (no second token).
+    type: float
+  request_rate:
+    description:
+      - Peak requests per second the whole deployment must serve, a number greater than 0. The plan takes
+        ceil(O(request_rate) / one replica's requests/s at its SLO-meeting concurrency) replicas; that count is also
+        C(slo.autoscaling.max_replicas). Alone (no latency target), each replica runs at its full batch.
+    type: float
 attributes:
   check_mode:
     support: full
@@ -257,6 +288,17 @@ EXAMPLES = r"""
     max_nodes: 2
     fail_on_no_fit: false
   register: sizing_405b
+
+- name: The fewest H100s serving 20 requests/s of Llama 3.1 70B within 1 s TTFT and 30 ms TPOT (p50)
+  gpuinfer.serving.gpu_sizing:
+    model: llama-3.1-70b
+    gpu: H100-80GB
+    input_len: 1024
+    output_len: 128
+    slo_ttft_ms: 1000
+    slo_tpot_ms: 30
+    request_rate: 20
+  register: slo_plan
 
 - name: Size a model outside the catalog from its config.json, in FP8 with an FP8 KV cache, deployable from the Hub
   gpuinfer.serving.gpu_sizing:
@@ -360,6 +402,34 @@ performance:
   sample: {engine_model: vllm, points: [{concurrency: 1, input_len: 1024, output_len: 128, ttft_ms: 33.2, tpot_ms: 6.2,
            output_tokens_per_s: 155.9, requests_per_s: 1.218, bound: weight reads}], peak_output_tokens_per_s_per_replica: 5125.1,
            peak_output_tokens_per_s: 5125.1, assumptions: ["NIM runs vLLM inside for these models and follows the same model"]}
+slo:
+  description:
+    - The SLO plan (module_utils/slo.py documents every step). C(ttft_ms), C(tpot_ms), C(request_rate) are the targets
+      (null where not set), C(input_len)/C(output_len) the load they are predicted for; C(met) says whether a layout the
+      plan may take meets them all.
+    - C(chosen) is the layout the plan follows (null when none meets) - C(tensor_parallel_size),
+      C(pipeline_parallel_size), C(quantization) (C(fp8) when FP8 weights must be quantized from the bf16/fp16 checkpoint,
+      else null), C(replicas), C(gpus) (all replicas), C(gpus_per_replica), C(concurrency_per_replica) (the most clients
+      a replica serves within the targets), C(ttft_ms), C(tpot_ms) and C(requests_per_s_per_replica) at that concurrency.
+    - C(alternatives) - other layouts that meet the targets, the same shape, fewest GPUs first (at most 6; layouts of
+      more GPUs a replica than the chosen total are not evaluated).
+    - C(nearest) - when none meets, the feasible targets closest to them (C(ttft_ms), C(tpot_ms), C(request_rate)), the
+      best achievable C(best_ttft_ms)/C(best_tpot_ms) at one client and the layouts reaching them, and C(chosen), the plan
+      for the nearest targets (C(request_rate) counts at most C(replicas_limit) replicas). C(reason) says the same in words.
+    - "C(autoscaling) - when met: C(max_replicas), the replicas O(request_rate) needs; C(target_waiting), the waiting
+      requests per replica (vLLM C(vllm:num_requests_waiting)) above which a replica holds more than its SLO-meeting
+      concurrency C: the model's cycle sends C prompts of which the first engine step admits
+      ceil(max_num_batched_tokens / input_len), so C minus that wait within the SLO and each client more adds one (at
+      least 1); C(target_in_flight) = C, running plus waiting requests a replica may hold."
+  returned: when O(slo_ttft_ms), O(slo_tpot_ms) or O(request_rate) is set
+  type: dict
+  sample: {ttft_ms: 1000.0, tpot_ms: 30.0, request_rate: 20.0, input_len: 1024, output_len: 128, met: true,
+           chosen: {tensor_parallel_size: 8, pipeline_parallel_size: 1, quantization: fp8, replicas: 1, gpus: 8, gpus_per_replica: 8,
+                    concurrency_per_replica: 61, ttft_ms: 892.81, tpot_ms: 13.043, requests_per_s_per_replica: 23.718},
+           alternatives: [{tensor_parallel_size: 4, pipeline_parallel_size: 1, quantization: fp8, replicas: 2, gpus: 8, gpus_per_replica: 4,
+                           concurrency_per_replica: 45, ttft_ms: 971.15, tpot_ms: 16.816, requests_per_s_per_replica: 14.359}],
+           nearest: null, autoscaling: {max_replicas: 1, target_waiting: 53, target_in_flight: 61}, layouts_evaluated: 6,
+           replicas_limit: 1000, reason: null}
 files:
   description:
     - The plan files in O(output_dir), written or already up to date - C(plan.yml), C(plan.json) and C(plan-report.txt)
@@ -381,6 +451,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native, to_
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump
 from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
 from ansible_collections.gpuinfer.serving.plugins.module_utils import performance
+from ansible_collections.gpuinfer.serving.plugins.module_utils import slo
 from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
 
 # The options, shared by the module (main()) and the action plugin of the same name (plugins/action/gpu_sizing.py),
@@ -411,6 +482,9 @@ ARGUMENT_SPEC = dict(
     input_len=dict(type="int", default=1024),
     output_len=dict(type="int", default=128),
     concurrency=dict(type="list", elements="int"),
+    slo_ttft_ms=dict(type="float"),
+    slo_tpot_ms=dict(type="float"),
+    request_rate=dict(type="float"),
 )
 REQUIRED_ONE_OF = [("gpu", "gpu_memory_gib")]
 
@@ -448,15 +522,21 @@ def resolve_model(name, hub_id=None):
 
 def size(params):
     """The gpu_sizing result for the module's parameters (raises sizing.SizingError on bad input)."""
+    try:
+        goals = slo.targets(params.get("slo_ttft_ms"), params.get("slo_tpot_ms"), params.get("request_rate"))
+    except slo.SloError as exc:
+        raise sizing.SizingError(exc.field, str(exc))
     model_id, hub_id, spec = resolve_model(params["model"], params.get("hub_id"))
-    gpu_name, gpu_spec = None, None
+    gpu_name, gpu_spec, unlisted = None, None, None
     if params.get("gpu"):
         try:
             gpu_name, gpu_spec = gpu_catalog.lookup(params["gpu"])
         except gpu_catalog.UnknownGpuError as exc:
-            raise sizing.SizingError("gpu", str(exc))
-    result = sizing.plan(
-        spec, model_id, hub_id,
+            if not params.get("gpu_memory_gib"):
+                raise sizing.SizingError("gpu", "%s; or give gpu_memory_gib to size a GPU the catalog does not list" % exc)
+            # As documented: gpu_memory_gib sizes a GPU the catalog does not list, under the name given.
+            gpu_name, unlisted = str(params["gpu"]), str(exc)
+    plan_kwargs = dict(
         gpu_name=gpu_name,
         gpu_spec=gpu_spec,
         gpu_memory_gib=params.get("gpu_memory_gib"),
@@ -477,7 +557,34 @@ def size(params):
         vllm_version=params.get("vllm_version"),
         engine=params.get("engine"),
     )
+    result = sizing.plan(spec, model_id, hub_id, **plan_kwargs)
     result["performance"] = predict_performance(spec, gpu_spec, result, params)
+    if goals:
+        result = plan_to_slo(spec, model_id, hub_id, plan_kwargs, result, goals, params)
+    if unlisted:
+        result["plan"]["warnings"].append(
+            "%s is not in the GPU catalog: sized as an unlisted GPU of %g GiB (gpu_memory_gib); its NVLink, FP8 "
+            "support, bandwidth and GPU Feature Discovery label are unknown, so no advice or speed prediction depends "
+            "on them." % (gpu_name, params["gpu_memory_gib"]))
+    return result
+
+
+def plan_to_slo(spec, model_id, hub_id, plan_kwargs, result, goals, params):
+    """The result replanned on the layout and replicas that meet the SLO with the fewest GPUs (module_utils/slo.py),
+    with ``slo`` added; the plan stands (slo.met=false, and a warning) when none meets it."""
+    try:
+        found = slo.plan_for_slo(spec, model_id, hub_id, plan_kwargs, result, goals, params.get("input_len", 1024),
+                                 params.get("output_len", 128), dtype_fixed=str(params.get("dtype") or "auto") != "auto")
+    except slo.SloError as exc:
+        raise sizing.SizingError(exc.field, str(exc))
+    if found["changes"]:
+        result = sizing.plan(spec, model_id, hub_id, **dict(plan_kwargs, **found["changes"]))
+        result["performance"] = predict_performance(spec, plan_kwargs["gpu_spec"], result, params)
+    result["warnings"].extend(found["warnings"])
+    if result["plan"]["warnings"] is not result["warnings"]:
+        result["plan"]["warnings"].extend(found["warnings"])
+    result["advice"].extend(found["advice"])
+    result["slo"] = found["slo"]
     return result
 
 
@@ -684,6 +791,11 @@ def run(params, check_mode=False, diff=False):
         failed = dict(changed=False)
         failed.update(result)
         raise GpuSizingFailure("no plan fits: %s. Set fail_on_no_fit=false to get the best layout with fits=false." % "; ".join(warnings),
+                               failed, warnings)
+    if result.get("slo") and not result["slo"]["met"] and params.get("fail_on_no_fit", True):
+        failed = dict(changed=False)
+        failed.update(result)
+        raise GpuSizingFailure("%s. Set fail_on_no_fit=false to get the plan with slo.met=false." % result["slo"]["reason"],
                                failed, warnings)
     answer = dict(changed=False)
     answer.update(result)

@@ -179,3 +179,62 @@ def test_bad_load_options_fail_cleanly(capsys, args, words):
 def test_ambiguous_gpu_name_fails_with_the_choices(capsys):
     code, result = run_module(capsys, model="llama-3.1-8b", gpu="A100")
     assert code == 1 and "field: gpu" in result["msg"] and "A100-40GB" in result["msg"] and "A100-80GB" in result["msg"]
+
+
+SLO_ARGS = {"model": "llama-3.1-70b", "gpu": "H100-80GB", "input_len": 1024, "output_len": 128,
+            "slo_ttft_ms": 1000, "slo_tpot_ms": 30, "request_rate": 20}
+
+
+def test_slo_targets_choose_the_plan(capsys):
+    code, result = run_module(capsys, **SLO_ARGS)
+    assert code == 0 and result["fits"] is True
+    chosen = result["slo"]["chosen"]
+    assert result["slo"]["met"] is True and result["slo"]["alternatives"]
+    assert result["plan"]["tensor_parallel_size"] == chosen["tensor_parallel_size"]
+    assert result["plan"]["replicas"] == chosen["replicas"] == result["slo"]["autoscaling"]["max_replicas"]
+    assert result["plan"]["total_gpus"] == chosen["gpus"]
+    assert chosen["ttft_ms"] <= 1000 and chosen["tpot_ms"] <= 30
+    assert chosen["replicas"] * chosen["requests_per_s_per_replica"] >= 20
+
+
+def test_an_slo_no_layout_meets_fails_with_the_nearest_targets(capsys):
+    code, result = run_module(capsys, **dict(SLO_ARGS, slo_tpot_ms=0.5))
+    assert code == 1 and result["failed"]
+    assert result["msg"].startswith("SLO not met (slo_ttft_ms=1000, slo_tpot_ms=0.5, request_rate=20)")
+    assert "best achievable: TTFT" in result["msg"] and "nearest feasible targets" in result["msg"]
+    assert result["slo"]["met"] is False and result["slo"]["nearest"]["tpot_ms"] > 0.5
+    code, result = run_module(capsys, **dict(SLO_ARGS, slo_tpot_ms=0.5, fail_on_no_fit=False))
+    assert code == 0 and result["slo"]["met"] is False
+    assert any("SLO not met" in str(warning) for warning in result.get("warnings", []))
+    assert any(warning.startswith("SLO not met") for warning in result["plan"]["warnings"])
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("slo_ttft_ms", 0, ["slo_ttft_ms=0.0 must be a number greater than 0", "field: slo_ttft_ms"]),
+    ("slo_tpot_ms", -3, ["slo_tpot_ms=-3.0 must be a number greater than 0", "field: slo_tpot_ms"]),
+    ("request_rate", "lots", ["request_rate"]),
+])
+def test_bad_slo_values_fail_cleanly(capsys, name, value, words):
+    code, result = run_module(capsys, **dict(SLO_ARGS, **{name: value}))
+    assert code == 1 and result["failed"] and "Traceback" not in result["msg"]
+    for word in words:
+        assert word in result["msg"]
+
+
+@pytest.mark.parametrize("args", [SLO_ARGS, dict(SLO_ARGS, slo_tpot_ms=0.5), dict(SLO_ARGS, request_rate=0)])
+def test_the_action_plugin_answers_slo_plans_as_the_module(capsys, args):
+    from unittest.mock import MagicMock
+
+    from ansible.playbook.task import Task
+    from ansible_collections.gpuinfer.serving.plugins.action import gpu_sizing as sizing_action
+
+    _code, expected = run_module(capsys, **args)
+    task = MagicMock(Task)
+    task.args, task.action, task.check_mode, task.diff, task.async_val = dict(args), "gpuinfer.serving.gpu_sizing", False, False, 0
+    plugin = sizing_action.ActionModule(task, connection=MagicMock(), play_context=MagicMock(), loader=MagicMock(),
+                                        templar=MagicMock(), shared_loader_obj=MagicMock())
+    result = plugin.run(task_vars={})
+    assert "exception" not in result
+    assert bool(result.get("failed")) == bool(expected.get("failed"))
+    assert result.get("msg") == expected.get("msg")
+    assert result.get("slo") == expected.get("slo") and result.get("plan") == expected.get("plan")

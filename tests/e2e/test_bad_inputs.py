@@ -1,9 +1,15 @@
 """Bad inputs are refused before anything exists, on the simulated cluster (tests/cluster).
 
-Each case runs the real playbooks/site.yml with one bad variable (and a fresh namespace and instance name)
-and checks that the run fails with a message naming the variable, and that afterwards neither the namespace
-nor any object labelled with the instance exists. The check is gpuinfer.serving.check_inputs, the first task
-of the run, so each case takes a few seconds.
+Each case runs a playbook with one bad variable (and a fresh namespace and instance name) and checks that the
+run fails with a message naming the variable, and that afterwards neither the namespace, nor any object
+labelled with the instance, nor the plan folder out/<instance> exists. Every case runs through two playbooks:
+
+- playbooks/site.yml, the collection's own;
+- tests/e2e/playbooks/roles_directly.yml, what a user writes: the roles called one after another (plan,
+  model_cache, the engine role, inference_service) with no input check of its own. The refusal comes from
+  gpuinfer.serving.inputs, which every role depends on.
+
+The check is gpuinfer.serving.check_inputs, the first task of either run, so each case takes a few seconds.
 """
 
 from __future__ import annotations
@@ -67,8 +73,18 @@ BAD_INPUTS = [
     ("plan_tensor_parallel_size", "0", "kv", "whole number 1-64", {}),
     ("nim_extra_args", "--x", "kv", "must be a list", {"gpuinfer_engine": "nim"}),
     ("nim_run_as_user", "-1", "kv", "whole number 0-2147483647", {"gpuinfer_engine": "nim"}),
+    # Misspelled variable names: no role declares them, and the message names the closest declared one.
+    ("plan_modle", "x", "kv", "did you mean plan_model", {}),
+    ("inference_service_autoscalling", "hpa", "kv", "did you mean inference_service_autoscaling", {}),
+    ("plan_gpus_per_nodes", "8", "kv", "did you mean plan_gpus_per_node", {}),
+    ("inference_service_autoscaling", "HPA", "kv", "must be one of", {}),
 ]
-CASES = [(n,) + case for n, case in enumerate(BAD_INPUTS)]
+# The playbooks every case runs through (relative to the repository root), with a short id.
+PLAYBOOKS = {
+    "site": "playbooks/site.yml",
+    "roles": "tests/e2e/playbooks/roles_directly.yml",
+}
+CASES = [(playbook, n) + case for playbook in PLAYBOOKS for n, case in enumerate(BAD_INPUTS)]
 
 
 def test_the_table_is_large_enough():
@@ -76,11 +92,17 @@ def test_the_table_is_large_enough():
     assert len({case[0] for case in BAD_INPUTS}) >= 25
 
 
-@pytest.mark.parametrize("n, variable, value, how, expected, others", CASES,
-                         ids=["%02d-%s" % (case[0], case[1]) for case in CASES])
-def test_bad_input_fails_before_anything_exists(sim_cluster, n, variable, value, how, expected, others):
-    namespace = "bad-input-%d" % n
-    name = "badin-%d" % n
+def test_every_playbook_exists():
+    for playbook in PLAYBOOKS.values():
+        assert (REPO_ROOT / playbook).is_file(), playbook
+
+
+@pytest.mark.parametrize("playbook, n, variable, value, how, expected, others", CASES,
+                         ids=["%s-%02d-%s" % (case[0], case[1], case[2]) for case in CASES])
+def test_bad_input_fails_before_anything_exists(sim_cluster, playbook, n, variable, value, how, expected, others):
+    default_namespace = "bad-input-%s-%d" % (playbook, n)
+    namespace = default_namespace
+    name = "badin-%s-%d" % (playbook, n)
     variables = {
         "gpuinfer_kubeconfig": sim_cluster.kubeconfig,
         "gpuinfer_namespace": namespace,
@@ -92,7 +114,7 @@ def test_bad_input_fails_before_anything_exists(sim_cluster, n, variable, value,
         namespace = value
     if variable == "gpuinfer_name":
         name = value
-    args = [str(ANSIBLE_PLAYBOOK), "playbooks/site.yml", "-i", "inventories/llama70b-tp8", "-i", "inventories/sim",
+    args = [str(ANSIBLE_PLAYBOOK), PLAYBOOKS[playbook], "-i", "inventories/llama70b-tp8", "-i", "inventories/sim",
             "-e", json.dumps(variables)]
     if how == "kv":
         args += ["-e", "%s=%s" % (variable, value)]
@@ -114,8 +136,10 @@ def test_bad_input_fails_before_anything_exists(sim_cluster, n, variable, value,
 
     # Nothing exists afterwards: no namespace, no object of the instance anywhere.
     assert sim_cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0
-    if namespace != "bad-input-%d" % n:
-        assert sim_cluster.kubectl("get", "namespace", "bad-input-%d" % n, check=False).returncode != 0
+    if namespace != default_namespace:
+        assert sim_cluster.kubectl("get", "namespace", default_namespace, check=False).returncode != 0
     assert LABEL_VALUE.match(name) and len(name) <= 63
     listed = sim_cluster.kubectl("get", CREATED_KINDS, "-A", "-l", "app.kubernetes.io/instance=%s" % name, "-o", "name")
     assert listed.stdout.strip() == "", listed.stdout
+    # Nor a file: the plan role writes out/<instance>/plan.yml only after the check.
+    assert not (REPO_ROOT / "out" / name).exists(), "plan files written for %s" % name

@@ -127,6 +127,38 @@ def speed_section(result):
     return lines
 
 
+def _slo_row(entry):
+    layout = "TP%d x PP%d%s" % (entry["tensor_parallel_size"], entry["pipeline_parallel_size"],
+                                " %s" % entry["quantization"] if entry.get("quantization") else "")
+    return (layout, "%d x %d = %d" % (entry["replicas"], entry["gpus_per_replica"], entry["gpus"]),
+            "%d" % entry["concurrency_per_replica"], "%.0f ms" % entry["ttft_ms"], "%.1f ms" % entry["tpot_ms"],
+            "%.2f" % entry["requests_per_s_per_replica"])
+
+
+def slo_section(result):
+    """The "Service-level objectives" lines: the targets, whether they are met, the layout chosen and the
+    alternatives with their GPU counts (none when the plan was made without SLO targets)."""
+    slo = result.get("slo")
+    if not slo:
+        return []
+    targets = ", ".join("%s %s" % (label, slo[key]) for key, label in (
+        ("ttft_ms", "TTFT p50 <="), ("tpot_ms", "TPOT p50 <="), ("request_rate", "requests/s >=")) if slo.get(key))
+    lines = ["", "Service-level objectives (%s): %s" % (targets, "met" if slo.get("met") else "NOT MET")]
+    entries = ([("chosen",) + _slo_row(slo["chosen"])] if slo.get("chosen") else []) + [
+        ("",) + _slo_row(entry) for entry in slo.get("alternatives") or []]
+    if entries:
+        rows = [("", "layout", "replicas x GPUs", "clients/replica", "TTFT", "TPOT", "req/s/replica")] + entries
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        lines.extend("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    autoscaling = slo.get("autoscaling") or {}
+    if autoscaling:
+        lines.append("  autoscaler: at most %s replica(s), scale up above %s waiting request(s) per replica" % (
+            autoscaling.get("max_replicas"), autoscaling.get("target_waiting")))
+    if slo.get("reason"):
+        lines.append("  " + str(slo["reason"]))
+    return lines
+
+
 def refusal_message(result, model=None, gpu=None):
     """The one-line refusal of a plan that does not fit: the reasons, then what would help - only when there is some
     (no dangling "What would:" when the advice is empty)."""
@@ -165,6 +197,7 @@ def render_report(result):
     legend.append(". free/reserved %s" % _gib(max(free, 0)))
     lines.append("  " + " | ".join(legend))
     lines.extend(speed_section(result))
+    lines.extend(slo_section(result))
     lines.extend(engine_flags_section(result))
     # Ansible keeps a module's top-level "warnings" for itself, so the planner returns them in plan.
     for title, items in (("Warnings", plan.get("warnings")), ("Advice", result.get("advice"))):

@@ -22,6 +22,11 @@ Writes ``vllm-<ver>.json`` next to this script:
   Not listed: what FlexibleArgumentParser accepts on top (``--foo_bar``
   spellings, ``-O3``, ``--json-arg.key value``) and argparse prefix
   abbreviations.
+* ``bench_serve_flags`` / ``bench_serve_flag_choices``: the same for
+  ``vllm bench serve`` (the load generator the benchmark role's Job runs),
+  from ``vllm/entrypoints/cli/benchmark/serve.py``
+  (BenchmarkServingSubcommand.add_cli_args) through
+  ``vllm/benchmarks/serve.py`` add_cli_args and add_dataset_parser.
 * ``flag_aliases``: short option -> long option.
 * ``flag_choices``: values from a static ``choices=[...]`` or from the
   ``Literal`` annotation of the config field behind the flag (type aliases
@@ -69,11 +74,15 @@ DEFAULT_VERSION = "0.29.0"
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 300
 SERVE = "vllm/entrypoints/cli/serve.py"
+# `vllm bench serve` (the load generator a benchmark Job runs): BenchmarkServingSubcommand.add_cli_args
+BENCH_SERVE = "vllm/entrypoints/cli/benchmark/serve.py"
 ENVS = "vllm/envs.py"
 METRIC_RE = re.compile(r"^vllm:[A-Za-z_][A-Za-z0-9_]*$")
 BUILTIN_HINTS = {"bool", "int", "float", "str", "dict", "list", "tuple", "set", "type", "Any"}
 # functions followed from the serve sub-command to the add_argument calls
 FOLLOW_RE = re.compile(r"^(make_arg_parser|add_cli_args|add_.*_args)$")
+# the benchmark's parser also goes through add_dataset_parser (vllm/benchmarks/datasets)
+BENCH_FOLLOW_RE = re.compile(r"^(add_cli_args|add_.*_args|add_.*_parser)$")
 
 
 # --------------------------------------------------------------------------- download
@@ -364,8 +373,9 @@ class Source:
 # --------------------------------------------------------------------------- flags
 
 class FlagCollector:
-    def __init__(self, src: Source):
+    def __init__(self, src: Source, follow: re.Pattern = FOLLOW_RE):
         self.src = src
+        self.follow_re = follow
         self.flags: set[str] = set()
         self.aliases: dict[str, str] = {}
         self.choices: dict[str, list] = {}
@@ -437,7 +447,7 @@ class FlagCollector:
             fname = ast.unparse(node.func)
             if fname.endswith(".add_argument"):
                 self.add_argument_call(path, node, kwargs_vars, field_vars)
-            elif FOLLOW_RE.match(fname.split(".")[-1]):
+            elif self.follow_re.match(fname.split(".")[-1]):
                 self.follow(path, node, cls, cls_path)
 
     def extra_flags(self, path: str, cls: ast.ClassDef) -> dict[str, list[str]]:
@@ -524,6 +534,18 @@ def collect_flags(src: Source) -> FlagCollector:
             fc.run_function(SERVE, m[2], cls, SERVE)
     if not fc.flags:
         raise SystemExit(f"{SERVE}: found no flags; the CLI layout changed")
+    return fc
+
+
+def collect_bench_flags(src: Source) -> FlagCollector:
+    """The flags of `vllm bench serve`: BenchmarkServingSubcommand.add_cli_args and what it calls."""
+    fc = FlagCollector(src, BENCH_FOLLOW_RE)
+    for cls in (n for n in src.tree(BENCH_SERVE).body if isinstance(n, ast.ClassDef)):
+        m = src.class_method(BENCH_SERVE, cls, "add_cli_args")
+        if m:
+            fc.run_function(BENCH_SERVE, m[2], cls, BENCH_SERVE)
+    if not fc.flags:
+        raise SystemExit(f"{BENCH_SERVE}: found no flags; the CLI layout changed")
     return fc
 
 
@@ -649,6 +671,7 @@ def main(argv=None) -> int:
     env = collect_env(src)
     metrics, metric_types, metric_files = collect_metrics(src, METRIC_RE)
     image = collect_image(src)
+    bench = collect_bench_flags(src)
     contract = {
         "engine": ENGINE,
         "version": args.version,
@@ -662,6 +685,8 @@ def main(argv=None) -> int:
         "metrics": metrics,
         "metric_types": metric_types,
         "image": image,
+        "bench_serve_flags": sorted(bench.flags),
+        "bench_serve_flag_choices": dict(sorted(bench.choices.items())),
     }
     out = Path(args.out) if args.out else HERE / f"{ENGINE}-{args.version}.json"
     out.write_text(json.dumps(contract, indent=2) + "\n")

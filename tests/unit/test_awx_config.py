@@ -137,12 +137,13 @@ def test_required_job_templates_and_workflow():
     for node in nodes.values():
         assert node["job_template"] in TEMPLATES
         assert set(node["success"]) <= set(nodes)
-    # plan -> validate -> deploy -> verify
+    # plan -> validate -> deploy -> verify -> benchmark
     chain, current = [], "plan"
     while current:
         chain.append(TEMPLATES[nodes[current]["job_template"]]["playbook"])
         current = (nodes[current]["success"] or [None])[0]
-    assert chain == ["playbooks/plan.yml", "awx/playbooks/validate.yml", "playbooks/site.yml", "awx/playbooks/verify.yml"]
+    assert chain == ["playbooks/plan.yml", "awx/playbooks/validate.yml", "playbooks/site.yml", "awx/playbooks/verify.yml",
+                     "playbooks/benchmark.yml"]
 
 
 def test_credentials_and_their_types():

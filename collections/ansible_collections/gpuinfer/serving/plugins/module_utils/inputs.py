@@ -251,6 +251,18 @@ def _to_int(value, what):
     raise InputError("must be %s, got %s" % (what, _kind(value)))
 
 
+def whole_number(value, minimum=1):
+    """``value`` as an int >= ``minimum`` (an int, an integral float or a string of digits, never a bool), else None.
+
+    The collection's one reading of "a positive integer": each caller raises its own error with its own wording.
+    """
+    try:
+        number = _to_int(value, "a whole number")
+    except InputError:
+        return None
+    return number if number >= minimum else None
+
+
 def check_port(value):
     """A TCP/UDP port: an int (or a string of digits, as -e k=v gives) 1-65535."""
     number = _to_int(value, "a port number 1-65535")

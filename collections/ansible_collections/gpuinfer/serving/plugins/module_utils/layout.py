@@ -18,6 +18,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+
 GPU_RESOURCE = "nvidia.com/gpu"
 # The GPU Operator and most clouds taint GPU nodes with this key; the engine pods tolerate it.
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -32,13 +34,8 @@ class LayoutError(ValueError):
 
 
 def _count(name, value, minimum=1):
-    if isinstance(value, bool):
-        raise LayoutError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise LayoutError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    if number != float(value) or number < minimum:
+    number = inputs.whole_number(value, minimum)
+    if number is None:
         raise LayoutError("%s must be an integer >= %d, got %r" % (name, minimum, value))
     return number
 

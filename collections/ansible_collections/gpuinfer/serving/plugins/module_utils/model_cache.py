@@ -30,18 +30,13 @@ EXISTING_SECRETS = (
 )
 
 
-def _positive_int(value):
-    text = str(value)
-    return int(text) if re.match(r"^[0-9]+$", text) and int(text) > 0 else None
-
-
 def _plan_problems(settings, plan):
     weights = plan.get("weights_bytes")
     tensor_parallel = (plan.get("plan") or {}).get("tensor_parallel_size")
     problems = []
     if settings["engine"] not in settings["engines"]:
         problems.append("model_cache: model_cache_engine=%s (%s)" % (settings["engine"], "|".join(settings["engines"])))
-    if _positive_int(weights) is None:
+    if inputs.whole_number(weights) is None:
         problems.append("model_cache: plan weights_bytes=%s (a positive integer; set gpuinfer_plan to the gpu_sizing result)"
                         % ("missing" if weights is None else weights))
     if tensor_parallel is None:

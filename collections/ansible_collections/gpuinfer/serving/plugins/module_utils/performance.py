@@ -55,6 +55,8 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+
 # --------------------------------------------------------------------------------------------
 # Calibrated constants (each fitted once; tests/fixtures/vllm-perf, vLLM 0.26.0, one H100 80GB HBM3, bf16)
 # --------------------------------------------------------------------------------------------
@@ -107,9 +109,10 @@ class PerformanceError(ValueError):
 
 
 def _positive_int(field, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    number = inputs.whole_number(value)
+    if number is None:
         raise PerformanceError(field, "%s=%r must be a positive integer" % (field, value))
-    return value
+    return number
 
 
 def normalize_concurrency(concurrency, max_num_seqs=None):

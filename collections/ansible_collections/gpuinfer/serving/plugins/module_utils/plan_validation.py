@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, shm
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs, shm
 
 ERROR = "error"
 WARNING = "warning"
@@ -61,13 +61,8 @@ class PlanCheckError(ValueError):
 
 
 def _positive_int(value, field):
-    if isinstance(value, bool):
-        raise PlanCheckError("%s must be a positive integer, got %r" % (field, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise PlanCheckError("%s must be a positive integer, got %r" % (field, value))
-    if number < 1 or number != float(value):
+    number = inputs.whole_number(value)
+    if number is None:
         raise PlanCheckError("%s must be a positive integer, got %r" % (field, value))
     return number
 

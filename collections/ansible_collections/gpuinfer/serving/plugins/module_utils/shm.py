@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
 
 MIB = 1024 ** 2
@@ -52,15 +53,8 @@ DEFAULT_MAX_NODE_FRACTION = 0.25
 
 
 def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool):
-        raise ValueError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    if number != value and not (isinstance(value, str) and str(number) == value.strip()):
-        raise ValueError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    if number < minimum:
+    number = inputs.whole_number(value, minimum)
+    if number is None:
         raise ValueError("%s must be an integer >= %d, got %r" % (name, minimum, value))
     return number
 

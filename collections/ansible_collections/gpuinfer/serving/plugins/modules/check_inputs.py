@@ -23,6 +23,12 @@ description:
   - Also reads every role argument spec of the collection and refuses, for each option that is defined, a value that
     is not a real list or dict where the spec declares C(type=list) or C(type=dict) (Ansible's own validation would
     turn C(-e vllm_extra_args=notalist) into C(['notalist'])), and a value outside the option's C(choices).
+  - Refuses a variable whose name starts with one of the collection's prefixes (C(plan_), C(gpuinfer_), C(vllm_),
+    C(nim_), C(sglang_), C(model_cache_), C(inference_service_), C(inference_common_), C(gpu_operator_), C(verify_),
+    C(benchmark_), C(manifests_)) that the collection does not declare (an option of a role argument spec, a key of a
+    role's C(vars/main.yml), or a fact, registered result or role parameter its own task files set), naming the closest
+    declared variable. The variable C(gpuinfer_unknown_variables) (C(fail), C(warn) or C(ignore)) relaxes this for
+    inventories that keep variables of their own under those prefixes.
   - Fails with one message per bad variable, each naming the variable, its value (masked for secrets) and what is
     allowed. Variables whose value cannot be templated yet (they refer to facts set later) are listed in
     RV(unresolved) and not checked.
@@ -91,6 +97,12 @@ problems:
   elements: str
   sample:
     - "inference_service_port=70000: must be a port number 1-65535"
+unknown:
+  description: Variables with a collection prefix that the collection does not declare (misspellings, most likely).
+  returned: when any
+  type: list
+  elements: str
+  sample: [plan_modle]
 unresolved:
   description: Variables that could not be templated yet (name to reason); they were not checked.
   returned: when any

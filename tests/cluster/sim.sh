@@ -590,6 +590,28 @@ EOF
   wait_until kube-scheduler 60 curl -fsSk --max-time 3 "https://127.0.0.1:$SCHED_PORT/healthz"
 }
 
+# render_served_logs TEMPLATE: prints TEMPLATE (kwok ClusterLogs/Logs documents) with every
+# @LOG:<repository path>@ replaced by the path of that recorded log converted to the CRI log format
+# in $STATE_DIR/served-logs/. kwok reads container logs with the kubelet's CRI log reader
+# (k8s.io/cri-client/pkg/logs), which refuses plain text ("unsupported log format"); each line
+# becomes "<time> stdout F <line>", so `kubectl logs` returns the recording byte for byte.
+render_served_logs() {
+  local tpl=$1 dir="$STATE_DIR/served-logs" text rel src dst ts
+  local re='@LOG:([A-Za-z0-9._/-]+)@'
+  mkdir -p "$dir"
+  text=$(<"$tpl")
+  ts=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+  while [[ $text =~ $re ]]; do
+    rel=${BASH_REMATCH[1]}
+    src="$REPO_ROOT/$rel"
+    [[ -f "$src" ]] || fail "recorded log $rel (named in $tpl) is missing"
+    dst="$dir/${rel//\//_}"
+    awk -v ts="$ts" '{ print ts " stdout F " $0 }' "$src" >"$dst"
+    text=${text//"@LOG:$rel@"/"$dst"}
+  done
+  printf '%s\n' "$text"
+}
+
 start_kwok() {
   step "start kwok $(component_version kwok) (simulated kubelets)"
   local cfg="$STATE_DIR/kwok.yaml" f
@@ -597,6 +619,11 @@ start_kwok() {
   for f in kwok.yaml node-initialize.yaml node-heartbeat.yaml pod-ready.yaml pod-complete.yaml pod-delete.yaml; do
     printf -- '---\n' >>"$cfg"
     cat "$SIM_DIR/kwok/$f" >>"$cfg"
+  done
+  # Recorded logs served for the pods of chosen namespaces (kwok/served-logs.yaml.in).
+  for f in "$SIM_DIR"/kwok/*.yaml.in; do
+    printf -- '---\n' >>"$cfg"
+    render_served_logs "$f" >>"$cfg"
   done
   mkdir -p "$STATE_DIR/kwok-home"
   # HOME points into the state dir so that a personal ~/.kwok/kwok.yaml is not

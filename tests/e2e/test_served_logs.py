@@ -149,9 +149,11 @@ def test_site_verifies_the_engine_against_the_log_served_through_the_api(sim_clu
     engine_log = ENGINE_LOG.read_text(encoding="utf-8")
     engine_kv_tokens = kv_cache_tokens_in(engine_log)
     (OUT_DIR / "verify.json").unlink(missing_ok=True)
+    (OUT_DIR / "benchmark.json").unlink(missing_ok=True)
 
     try:
-        proc = run_playbook(sim_cluster, "site.yml")
+        # With the benchmark step: its Job's `benchmark` container is served the recorded vllm bench serve output.
+        proc = run_playbook(sim_cluster, "site.yml", gpuinfer_benchmark=True, plan_concurrency=[1])
         said = " ".join(proc.stdout.split())
 
         # verify read the pod's log through the API server, not the no-log path ("... has no GPU KV cache
@@ -181,6 +183,21 @@ def test_site_verifies_the_engine_against_the_log_served_through_the_api(sim_clu
         assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == H200_PRODUCT
         assert [c["name"] for c in pod["spec"]["containers"]] == ["vllm"]
         assert kubectl_logs(sim_cluster, pod, "vllm") == ENGINE_LOG.read_bytes()
+
+        # The benchmark step read its Job's log through the API server and compared it with the plan's point.
+        assert "Benchmarked with vllm bench serve" in said, proc.stdout[-8000:]
+        bench = json.loads((OUT_DIR / "benchmark.json").read_text(encoding="utf-8"))
+        (point,) = bench["points"]
+        assert (point["concurrency"], point["input_len"], point["output_len"]) == (1, 1024, 128)
+        # The recorded run's own figures (bench-c1.txt) ...
+        assert point["measured"] == {"ttft_ms_p50": 41.41, "ttft_ms_p90": 57.71, "tpot_ms_p50": 6.23,
+                                     "tpot_ms_p90": 6.26, "output_tokens_per_s": 152.28}
+        # ... next to the plan's prediction for concurrency 1 (the recording is from an H100, the plan for an H200).
+        plan = yaml.safe_load((OUT_DIR / "plan.yml").read_text(encoding="utf-8"))
+        planned = plan["performance"]["points"][0]
+        assert point["planned"]["tpot_ms_p50"] == planned["tpot_ms"]
+        assert point["planned"]["ttft_ms_p50"] == planned["ttft_ms"]
+        assert "Benchmarked" in (OUT_DIR / "plan-report.txt").read_text(encoding="utf-8")
     finally:
         run_playbook(sim_cluster, "teardown.yml", gpuinfer_teardown_cache=True)
         sim_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", "--ignore-not-found", check=False)

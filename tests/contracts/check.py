@@ -47,6 +47,8 @@ def contract_path(name, version=None):
         return HERE / "sglang" / ("sglang-%s.json" % version)
     if name == "huggingface_hub":
         return HERE / "huggingface_hub" / ("huggingface_hub-%s.json" % version)
+    if name == "dcgm":
+        return HERE / "dcgm" / ("dcgm-exporter-%s.json" % version)
     raise KeyError(name)
 
 
@@ -64,6 +66,15 @@ HUGGINGFACE_HUB = "1.30.0"
 
 def hub_contract():
     return load("huggingface_hub", HUGGINGFACE_HUB)
+
+
+# The DCGM exporter whose counter files name the GPU series the dashboards and alerts read: the newest tag
+# that could be read (the pinned GPU Operator deploys 4.6.0-4.8.3; see dcgm/README.md).
+DCGM_EXPORTER = "4.5.3-4.8.2"
+
+
+def dcgm_contract():
+    return load("dcgm", DCGM_EXPORTER)
 
 
 def flag_names(args):
@@ -179,22 +190,60 @@ def nim_violations(objects, nim=None):
 
 def _series(text, prefix="vllm"):
     # Not an image reference such as lmsysorg/sglang:v0.5.23 (a metric name follows no "/").
-    return set(re.findall(r"(?<![\w/.-])%s:[a-z_][a-z_:]*" % prefix, str(text)))
+    # A Prometheus metric name: letters, digits (e2e_...), underscores and colons, not starting with a digit.
+    return set(re.findall(r"(?<![\w/.-])%s:[a-zA-Z_][a-zA-Z0-9_:]*" % prefix, str(text)))
 
 
-def metric_violations(objects, vllm=None, sglang=None):
-    """Every vllm:* and sglang:* series a ServiceMonitor, HPA adapter rule or KEDA trigger names, against the pinned releases."""
+def _dcgm_series(text):
+    return set(re.findall(r"(?<![\w])DCGM_FI_[A-Z0-9_]*[A-Z0-9]", str(text)))
+
+
+def exported_series(contract):
+    """Every series name a release exports, from its metric names and types: a counter as <name>_total (a name the
+    source already ends in _total stays as it is), a histogram as <name>_bucket, _sum and _count, a summary as
+    <name>_sum and _count, a gauge (or a name of unknown type) as it is."""
+    types = contract.get("metric_types", {})
+    names = set()
+    for name in contract["metrics"]:
+        kind = types.get(name)
+        if kind == "counter":
+            names.add(name if name.endswith("_total") else name + "_total")
+        elif kind == "histogram":
+            names.update(name + suffix for suffix in ("_bucket", "_sum", "_count"))
+        elif kind == "summary":
+            names.update(name + suffix for suffix in ("_sum", "_count"))
+        else:
+            names.add(name)
+    return names
+
+
+def metric_violations(objects, vllm=None, sglang=None, dcgm=None):
+    """Every vllm:*, sglang:* and DCGM_FI_* series an object names (ServiceMonitor, HPA adapter rule, KEDA trigger,
+    dashboard, alert rule), against the pinned releases.
+
+    Engine series must be exported by the pinned engine (exported_series: counters with _total, histograms as
+    _bucket/_sum/_count; a name the contract lists without a type counts as it is).
+    DCGM series must be in both of the exporter's counter files (dcgm/README.md).
+    """
     found = []
     for prefix, contract in (("vllm", vllm), ("sglang", sglang)):
         named = [(obj, sorted(_series(json.dumps(obj), prefix))) for obj in objects]
         if not any(series for _, series in named):
             continue
         contract = contract or load(prefix)
-        metrics = set(contract["metrics"])
+        metrics = exported_series(contract)
         for obj, series in named:
             found.extend("%s %s: metric %s is not exported by %s %s" % (obj["kind"], obj["metadata"]["name"], name,
                                                                         "vLLM" if prefix == "vllm" else "SGLang", contract["version"])
                          for name in series if name not in metrics)
+    named = [(obj, sorted(_dcgm_series(json.dumps(obj)))) for obj in objects]
+    if any(series for _, series in named):
+        dcgm = dcgm or dcgm_contract()
+        known = set(dcgm["metrics"]) & set(dcgm["dcp_metrics_included"])
+        for obj, series in named:
+            found.extend("%s %s: series %s is not in dcgm-exporter %s's default counters (etc/default-counters.csv and "
+                         "etc/dcp-metrics-included.csv)" % (obj["kind"], obj["metadata"]["name"], name, dcgm["version"])
+                         for name in series if name not in known)
     return found
 
 

@@ -20,6 +20,9 @@ PINNED_CRDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): (
         "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
         "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): (
+        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"),
     ("keda.sh/v1alpha1", "ScaledObject"): (
         "github.com/kedacore/keda/v2", "v2.18.0", "config/crd/bases/keda.sh_scaledobjects.yaml"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (

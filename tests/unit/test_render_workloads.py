@@ -454,7 +454,9 @@ def test_autoscaler_targets_the_workload(rendered):
         assert metric["pods"]["metric"]["name"] == "%s_num_requests_waiting" % engine
         assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "5"}
         assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
-        rules = yaml.safe_load(only(rendered["objects"], "ConfigMap")["data"]["config.yaml"])["rules"]
+        (adapter,) = [obj for obj in by_kind(rendered["objects"], "ConfigMap")
+                      if obj["metadata"]["name"].endswith("-prometheus-adapter-rules")]
+        rules = yaml.safe_load(adapter["data"]["config.yaml"])["rules"]
         assert rules[0]["name"]["as"] == "%s_num_requests_waiting" % engine
         assert rules[0]["seriesQuery"].startswith(series + "{")
     else:

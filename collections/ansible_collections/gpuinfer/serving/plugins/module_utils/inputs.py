@@ -696,6 +696,7 @@ SHARED_INPUTS = {
     "inference_service_tls_secret": SUBDOMAIN_OR_EMPTY,
     "inference_service_gateway_name": SUBDOMAIN_OR_EMPTY,
     "inference_service_gateway_namespace": LABEL_OR_EMPTY,
+    "inference_service_dashboards_namespace": LABEL_OR_EMPTY,
     "inference_service_scrape_interval": _spec("duration"),
     "inference_service_servicemonitor_labels": STR_MAP,
     "inference_service_min_replicas": _spec("int_range", min=1, max=1000),

@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import observability
+
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -110,8 +112,9 @@ def _adapter_rules(waiting_series, metric_name):
 
 
 def build_objects(settings, monitoring_mode, autoscaling_mode):
-    """The endpoint's objects: Service; Ingress or HTTPRoute; ServiceMonitor; HPA (+ prometheus-adapter rule) or
-    KEDA ScaledObject, from checked ``settings`` and the monitoring and autoscaling modes resolve() decided."""
+    """The endpoint's objects: Service; Ingress or HTTPRoute; ServiceMonitor (+ Grafana dashboard ConfigMap and
+    PrometheusRule); HPA (+ prometheus-adapter rule) or KEDA ScaledObject, from checked ``settings`` and the
+    monitoring and autoscaling modes resolve() decided."""
     name, namespace, port = settings["name"], settings["namespace"], int(settings["port"])
     labels = {
         "app.kubernetes.io/managed-by": "gpuinfer.serving",
@@ -163,6 +166,8 @@ def build_objects(settings, monitoring_mode, autoscaling_mode):
             "spec": {"selector": {"matchLabels": labels}, "namespaceSelector": {"matchNames": [namespace]},
                      "endpoints": [{"port": "http", "path": settings["metrics_path"], "interval": settings["scrape_interval"]}]},
         })
+        # What reads that scrape: the Grafana dashboard and the alert rules (module_utils/observability.py).
+        objects.extend(observability.build_objects(settings, labels))
     waiting = settings["target_waiting_quantity"]
     if autoscaling_mode == "hpa":
         objects.append({

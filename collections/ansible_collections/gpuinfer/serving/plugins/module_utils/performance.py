@@ -115,6 +115,27 @@ def _positive_int(field, value):
     return number
 
 
+def model_shape(spec):
+    """The model shape predict() reads, from the planner's parsed config (a sizing.ModelSpec)."""
+    moe_layers = [layer for layer in spec.layers if layer["moe"]]
+    return {
+        "num_layers": spec.num_layers,
+        "hidden_size": spec.hidden,
+        "num_attention_heads": spec.num_heads,
+        "num_kv_heads": spec.num_kv_heads,
+        "head_dim": spec.head_dim,
+        "intermediate_size": spec.intermediate,
+        "vocab_size": spec.vocab,
+        "params": spec.params,
+        "active_params": spec.active_params,
+        "tied": spec.tied,
+        "num_experts": spec.num_experts,
+        "experts_per_token": spec.experts_per_token if spec.is_moe else 0,
+        "moe_layers": len(moe_layers),
+        "expert_params": moe_layers[0]["expert_each"] if moe_layers else 0,
+    }
+
+
 def normalize_concurrency(concurrency, max_num_seqs=None):
     """Sorted, de-duplicated positive ints; None means the default [1, 16, 64] plus max_num_seqs."""
     if concurrency is None:

@@ -82,27 +82,6 @@ def targets(slo_ttft_ms=None, slo_tpot_ms=None, request_rate=None):
     return {"ttft_ms": values.get("slo_ttft_ms"), "tpot_ms": values.get("slo_tpot_ms"), "request_rate": values.get("request_rate")}
 
 
-def performance_shape(spec):
-    """The model shape performance.predict reads, from the planner's parsed config (sizing.ModelSpec)."""
-    moe_layers = [layer for layer in spec.layers if layer["moe"]]
-    return {
-        "num_layers": spec.num_layers,
-        "hidden_size": spec.hidden,
-        "num_attention_heads": spec.num_heads,
-        "num_kv_heads": spec.num_kv_heads,
-        "head_dim": spec.head_dim,
-        "intermediate_size": spec.intermediate,
-        "vocab_size": spec.vocab,
-        "params": spec.params,
-        "active_params": spec.active_params,
-        "tied": spec.tied,
-        "num_experts": spec.num_experts,
-        "experts_per_token": spec.experts_per_token if spec.is_moe else 0,
-        "moe_layers": len(moe_layers),
-        "expert_params": moe_layers[0]["expert_each"] if moe_layers else 0,
-    }
-
-
 def replica_predictor(spec, gpu_spec, result, input_len, output_len):
     """(batch limit, point(concurrency)) of one replica of a sizing.plan result: performance.predict's point at that
     many closed-loop clients, cached."""
@@ -113,7 +92,7 @@ def replica_predictor(spec, gpu_spec, result, input_len, output_len):
         stage_weights.append(sizing.rank_weight_bytes(spec, dtype, tp, list(range(start, start + count)), stage == 0, stage == pp - 1, pp))
         start += count
     kv_per_token = spec.kv_bytes_per_token(sizing.kv_dtype_bytes(spec, dtype, plan["kv_cache_dtype"]), tp)
-    shape = performance_shape(spec)
+    shape = performance.model_shape(spec)
     cache = {}
 
     def predict(levels, peak):

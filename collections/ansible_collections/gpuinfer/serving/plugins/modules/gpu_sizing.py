@@ -599,27 +599,6 @@ PERFORMANCE_ASSUMPTIONS = [
 ]
 
 
-def performance_shape(spec):
-    """The model shape performance.predict reads, from the planner's parsed config."""
-    moe_layers = [layer for layer in spec.layers if layer["moe"]]
-    return {
-        "num_layers": spec.num_layers,
-        "hidden_size": spec.hidden,
-        "num_attention_heads": spec.num_heads,
-        "num_kv_heads": spec.num_kv_heads,
-        "head_dim": spec.head_dim,
-        "intermediate_size": spec.intermediate,
-        "vocab_size": spec.vocab,
-        "params": spec.params,
-        "active_params": spec.active_params,
-        "tied": spec.tied,
-        "num_experts": spec.num_experts,
-        "experts_per_token": spec.experts_per_token if spec.is_moe else 0,
-        "moe_layers": len(moe_layers),
-        "expert_params": moe_layers[0]["expert_each"] if moe_layers else 0,
-    }
-
-
 def predict_performance(spec, gpu_spec, result, params):
     """result["performance"]: predicted TTFT/TPOT/throughput of the plan (None without a catalog GPU or a fit)."""
     input_len = params.get("input_len", 1024)
@@ -646,7 +625,7 @@ def predict_performance(spec, gpu_spec, result, params):
     kv_per_token = spec.kv_bytes_per_token(sizing.kv_dtype_bytes(spec, dtype, plan["kv_cache_dtype"]), tp)
     try:
         speed = performance.predict(
-            performance_shape(spec), gpu_spec, tp, pp, stage_weights, plan["stage_layers"], kv_per_token,
+            performance.model_shape(spec), gpu_spec, tp, pp, stage_weights, plan["stage_layers"], kv_per_token,
             plan["max_num_seqs"], plan["max_num_batched_tokens"], dtype, input_len, output_len, levels,
             kv_cache_tokens=result["kv_cache_tokens"], quantization=plan["quantization"])
     except performance.PerformanceError as exc:

@@ -277,7 +277,7 @@ class _Cohort(object):
 
 def _cycle(engine, batch, input_len, output_len, budget):
     """Simulate one closed-loop cycle of ``batch`` identical requests sent together; the cohorts and the cycle length."""
-    pending = [[input_len, 0] for _ in range(batch)]  # [prompt tokens left, prompt tokens done] per request, in order
+    pending = [[input_len, 0] for _request in range(batch)]  # [prompt tokens left, prompt tokens done] per request, in order
     cohorts = []
     now = 0.0
     head = 0

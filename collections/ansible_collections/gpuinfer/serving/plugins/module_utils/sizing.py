@@ -286,9 +286,9 @@ class ModelSpec(object):
                    ("; fields it does not model are ignored: %s" % ", ".join(ignored)) if ignored else "",
                    self.max_position_embeddings))
         if self.from_text_config:
+            which = "" if known else " (%s)" % (self.model_type or "no model_type")
             warnings.append("%s keeps its language model under text_config: the plan sizes that model%s and counts no vision "
-                            "or audio encoder weights" % (self.outer_architecture or "the config",
-                                                         "" if known else " (%s)" % (self.model_type or "no model_type")))
+                            "or audio encoder weights" % (self.outer_architecture or "the config", which))
         return warnings
 
     def _window_layers(self):

@@ -32,6 +32,7 @@ def vllm_containers(spec):
 def nim_containers(spec):
     return _containers(engine_nim.ENGINE, spec, "cache_path")
 
+
 # FP8 planned for a BF16 checkpoint: vLLM quantizes online.
 PLAN = {"model": {"hf_id": "org/model", "native_dtype": "bf16"}, "plan": {
     "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2, "gpus_per_node": 8, "max_model_len": 8192,

@@ -198,12 +198,12 @@ def test_slo_targets_choose_the_plan(capsys):
 
 
 def test_an_slo_no_layout_meets_fails_with_the_nearest_targets(capsys):
-    code, result = run_module(capsys, **dict(SLO_ARGS, slo_tpot_ms=0.5))
+    code, result = run_module(capsys, **{**SLO_ARGS, "slo_tpot_ms": 0.5})
     assert code == 1 and result["failed"]
     assert result["msg"].startswith("SLO not met (slo_ttft_ms=1000, slo_tpot_ms=0.5, request_rate=20)")
     assert "best achievable: TTFT" in result["msg"] and "nearest feasible targets" in result["msg"]
     assert result["slo"]["met"] is False and result["slo"]["nearest"]["tpot_ms"] > 0.5
-    code, result = run_module(capsys, **dict(SLO_ARGS, slo_tpot_ms=0.5, fail_on_no_fit=False))
+    code, result = run_module(capsys, **{**SLO_ARGS, "slo_tpot_ms": 0.5, "fail_on_no_fit": False})
     assert code == 0 and result["slo"]["met"] is False
     assert any("SLO not met" in str(warning) for warning in result.get("warnings", []))
     assert any(warning.startswith("SLO not met") for warning in result["plan"]["warnings"])

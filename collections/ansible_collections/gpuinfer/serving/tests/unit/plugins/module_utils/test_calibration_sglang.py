@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_sglang, gpu_catalog, sizing, sizing_sglang
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log, engine_sglang, gpu_catalog, sizing, sizing_sglang
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 GIB = 1024 ** 3
@@ -62,16 +62,17 @@ def _read(relative):
 
 
 def parse_sglang_log(text):
-    """SGLang's own memory lines (0.5.17 wording, the same in 0.5.23's model_runner.py / kv_cache_configurator.py)."""
+    """SGLang's own memory lines: the weights and the KV pool as verify reads them (engine_log.parse), and the free
+    memory before and after loading, which only this calibration needs (0.5.17 wording, as in 0.5.23's model_runner.py)."""
+    parsed = engine_log.parse(text)
     begin = re.search(r"Load weight begin\. avail mem=([\d.]+) GB", text)
-    end = re.search(r"Load weight end\..*?avail mem=([\d.]+) GB, mem usage=([\d.]+) GB", text)
-    pool = re.search(r"KV Cache is allocated\. dtype: (\S+), #tokens: (\d+), K size: ([\d.]+) GB, V size: ([\d.]+) GB", text)
+    end = re.search(r"Load weight end\..*?avail mem=([\d.]+) GB", text)
     return {
         "pre_bytes": float(begin.group(1)) * GIB,
         "after_load_bytes": float(end.group(1)) * GIB,
-        "weights_bytes": float(end.group(2)) * GIB,
-        "kv_tokens": int(pool.group(2)),
-        "kv_bytes": (float(pool.group(3)) + float(pool.group(4))) * GIB,
+        "weights_bytes": parsed["weights_bytes"],
+        "kv_tokens": parsed["kv_cache_tokens"],
+        "kv_bytes": parsed["kv_cache_memory_bytes"],
     }
 
 

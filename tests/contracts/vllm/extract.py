@@ -525,28 +525,26 @@ class FlagCollector:
                     return
 
 
-def collect_flags(src: Source) -> FlagCollector:
-    fc = FlagCollector(src)
-    serve = src.tree(SERVE)
-    for cls in (n for n in serve.body if isinstance(n, ast.ClassDef)):
-        m = src.class_method(SERVE, cls, "subparser_init")
+def _collect_cli(src: Source, module: str, method: str, follow: re.Pattern = FOLLOW_RE) -> FlagCollector:
+    """The flags every class of ``module`` adds in ``method``, following the calls ``follow`` allows."""
+    fc = FlagCollector(src, follow)
+    for cls in (n for n in src.tree(module).body if isinstance(n, ast.ClassDef)):
+        m = src.class_method(module, cls, method)
         if m:
-            fc.run_function(SERVE, m[2], cls, SERVE)
+            fc.run_function(module, m[2], cls, module)
     if not fc.flags:
-        raise SystemExit(f"{SERVE}: found no flags; the CLI layout changed")
+        raise SystemExit(f"{module}: found no flags; the CLI layout changed")
     return fc
+
+
+def collect_flags(src: Source) -> FlagCollector:
+    """The flags of `vllm serve`: its subcommand's subparser_init and what it calls."""
+    return _collect_cli(src, SERVE, "subparser_init")
 
 
 def collect_bench_flags(src: Source) -> FlagCollector:
     """The flags of `vllm bench serve`: BenchmarkServingSubcommand.add_cli_args and what it calls."""
-    fc = FlagCollector(src, BENCH_FOLLOW_RE)
-    for cls in (n for n in src.tree(BENCH_SERVE).body if isinstance(n, ast.ClassDef)):
-        m = src.class_method(BENCH_SERVE, cls, "add_cli_args")
-        if m:
-            fc.run_function(BENCH_SERVE, m[2], cls, BENCH_SERVE)
-    if not fc.flags:
-        raise SystemExit(f"{BENCH_SERVE}: found no flags; the CLI layout changed")
-    return fc
+    return _collect_cli(src, BENCH_SERVE, "add_cli_args", BENCH_FOLLOW_RE)
 
 
 # --------------------------------------------------------------------------- env, metrics

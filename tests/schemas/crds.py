@@ -14,19 +14,21 @@ import subprocess
 import yaml
 
 # (apiVersion, kind) -> (Go module, version, CRD file inside the module)
+# Newest releases whose go.mod the project's Go toolchain (go 1.26) can download: KEDA v2.21.1 and
+# gateway-api v1.7.0 declare go 1.27.x, which `go mod download` refuses under go 1.26 with GOTOOLCHAIN=local.
 PINNED_CRDS = {
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): (
-        "sigs.k8s.io/lws", "v0.9.0", "config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml"),
+        "sigs.k8s.io/lws", "v0.10.0", "config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): (
-        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "github.com/prometheus-operator/prometheus-operator", "v0.94.1",
         "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): (
-        "github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        "github.com/prometheus-operator/prometheus-operator", "v0.94.1",
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"),
     ("keda.sh/v1alpha1", "ScaledObject"): (
-        "github.com/kedacore/keda/v2", "v2.18.0", "config/crd/bases/keda.sh_scaledobjects.yaml"),
+        "github.com/kedacore/keda/v2", "v2.21.0", "config/crd/bases/keda.sh_scaledobjects.yaml"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (
-        "sigs.k8s.io/gateway-api", "v1.4.0", "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"),
+        "sigs.k8s.io/gateway-api", "v1.6.3", "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"),
 }
 
 

@@ -66,7 +66,7 @@ clean:
 # EE_BASE_IMAGE=local builds a Debian base here without any registry, or name an upstream EE base.
 EE_TAG ?= localhost/gpuinfer-serving-ee:latest
 EE_BASE_IMAGE ?= local
-.PHONY: ee ee-test awx-surveys awx-check galaxy-check changelog-lint
+.PHONY: ee ee-test awx-surveys awx-check galaxy-check changelog-lint contracts-refresh
 
 ee: setup
 	EE_TAG=$(EE_TAG) EE_BASE_IMAGE=$(EE_BASE_IMAGE) tests/ee/build.sh
@@ -88,3 +88,9 @@ galaxy-check: setup
 
 changelog-lint: setup
 	cd collections/ansible_collections/gpuinfer/serving && $(abspath $(BIN))/antsibull-changelog lint
+
+# Drift against the newest upstream releases (vLLM, SGLang, huggingface_hub on PyPI; the GPU Operator chart): extracts
+# their contracts next to the pinned ones and prints what they add, remove or change among the flags, variables,
+# metrics and values keys every inventories/ scenario renders (tests/contracts/README.md). Needs the network.
+contracts-refresh: setup
+	$(BIN)/python tests/contracts/refresh.py --latest

@@ -9,6 +9,7 @@ read from the roles' defaults, so bumping a pin without refreshing its contract 
 import json
 import pathlib
 import re
+import shlex
 
 import yaml
 
@@ -60,8 +61,9 @@ def load(name, version=None):
 
 
 # The HF_* variables are read by huggingface_hub, not by vLLM: the release the pinned vLLM image
-# resolved (the newest on PyPI when vLLM 0.29.0 was released, 2026-09-09).
-HUGGINGFACE_HUB = "1.30.0"
+# resolved (vLLM 0.34.0 asks for huggingface_hub >= 2.0.0, requirements/common.txt; 2.4.0 was the newest on PyPI
+# when vLLM 0.34.0 was released, 2026-11-16).
+HUGGINGFACE_HUB = "2.4.0"
 
 
 def hub_contract():
@@ -147,7 +149,8 @@ def sglang_violations(objects, sglang=None, hub=None):
     found = []
     for obj in objects:
         for where, container in _containers(obj):
-            if not _is_sglang(container):
+            if not _is_sglang(container) or (container.get("command") or [])[:2] == ["/bin/sh", "-c"]:
+                # A benchmark Job runs SGLang's load generator from a script (checked with its own contract).
                 continue
             if container.get("command") != ["python3", "-m", "sglang.launch_server"]:
                 found.append("%s: command %s is not SGLang's server launcher" % (where, container.get("command")))
@@ -160,6 +163,87 @@ def sglang_violations(objects, sglang=None, hub=None):
                 if path and path not in routes:
                     found.append("%s: %s path %s is not served by SGLang %s" % (where, probe, path, sglang["version"]))
             found.extend(_hf_violations(where, container, hub))
+    return found
+
+
+def _bench_commands(container):
+    """The ``vllm bench serve`` command lines of a benchmark Job's shell script, as argv lists."""
+    command = container.get("command") or []
+    if command[:2] != ["/bin/sh", "-c"] or len(command) < 3:
+        return []
+    return [shlex.split(line) for line in str(command[2]).splitlines() if line.startswith("vllm bench serve ")]
+
+
+def bench_violations(objects, vllm=None):
+    """``vllm bench serve`` flags of every benchmark Job (the benchmark role), against the pinned release's
+    ``bench_serve_flags``."""
+    found = []
+    for obj in objects:
+        for where, container in _containers(obj):
+            commands = _bench_commands(container)
+            if not commands:
+                continue
+            vllm = vllm or load("vllm")
+            known = set(vllm["bench_serve_flags"])
+            for argv in commands:
+                found.extend("%s: vllm bench serve %s is not a flag of vLLM %s" % (where, flag, vllm["version"])
+                             for flag in flag_names(argv[3:]) if flag not in known)
+    return found
+
+
+def rendered_settings(objects, values_list=()):
+    """What the collection renders, by upstream: {kind: {name: set of "where" strings}}.
+
+    Kinds: vllm_flags (``vllm serve`` flags, with the rendered value where there is one in flag_values), vllm_env,
+    vllm_bench_flags, sglang_flags, sglang_env, hf_env, vllm_metrics, sglang_metrics, dcgm_metrics,
+    gpu_operator_keys. The same selection as the *_violations functions (one place decides what is checked).
+    """
+    found = dict((kind, {}) for kind in ("vllm_flags", "vllm_env", "vllm_bench_flags", "sglang_flags", "sglang_env",
+                                         "hf_env", "vllm_metrics", "sglang_metrics", "dcgm_metrics",
+                                         "gpu_operator_keys"))
+    flag_values = {}
+
+    def add(kind, name, where):
+        found[kind].setdefault(name, set()).add(where)
+
+    for obj in objects:
+        for where, container in _containers(obj):
+            env = [item["name"] for item in container.get("env", [])]
+            if _is_vllm(container) and (container.get("command") or [])[:2] == ["vllm", "serve"]:
+                for arg in container.get("args") or []:
+                    name = flag_names([arg])
+                    if name:
+                        add("vllm_flags", name[0], where)
+                        if "=" in str(arg):
+                            flag_values.setdefault(name[0], set()).add(str(arg).split("=", 1)[1])
+            if _is_vllm(container):
+                for name in env:
+                    if name.startswith("VLLM_"):
+                        add("vllm_env", name, where)
+            if _is_sglang(container) and (container.get("command") or [])[:2] != ["/bin/sh", "-c"]:
+                for name in flag_names(container.get("args")):
+                    add("sglang_flags", name, where)
+                for name in env:
+                    if name.startswith("SGLANG_"):
+                        add("sglang_env", name, where)
+            if _is_vllm(container) or _is_sglang(container):
+                for name in env:
+                    if name.startswith("HF_"):
+                        add("hf_env", name, where)
+            for argv in _bench_commands(container):
+                for name in flag_names(argv[3:]):
+                    add("vllm_bench_flags", name, where)
+        label = "%s %s" % (obj["kind"], obj["metadata"]["name"])
+        text = json.dumps(obj)
+        for kind, prefix in (("vllm_metrics", "vllm"), ("sglang_metrics", "sglang")):
+            for name in _series(text, prefix):
+                add(kind, name, label)
+        for name in _dcgm_series(text):
+            add("dcgm_metrics", name, label)
+    for index, values in enumerate(values_list):
+        for key in flatten(values):
+            add("gpu_operator_keys", key, "gpu-operator values #%d" % (index + 1))
+    found["flag_values"] = flag_values
     return found
 
 

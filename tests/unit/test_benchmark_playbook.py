@@ -78,6 +78,6 @@ def test_render_mode_writes_the_job(tmp_path):
     job = yaml.safe_load((tmp_path / "benchmark.yaml").read_text())
     assert job["kind"] == "Job" and job["metadata"]["name"] == "llm-benchmark"
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "vllm/vllm-openai:v0.29.0"
+    assert container["image"] == "vllm/vllm-openai:v0.34.0"
     assert "vllm bench serve --backend vllm --base-url http://llm.llm-serving.svc.cluster.local:8000" in container["command"][2]
     assert not (tmp_path / "benchmark.json").exists()

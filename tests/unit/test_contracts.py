@@ -31,14 +31,14 @@ def _deployment(container):
 
 
 def test_a_flag_or_variable_the_pinned_vllm_lacks_is_named():
-    container = {"name": "vllm", "image": "vllm/vllm-openai:v0.29.0", "command": ["vllm", "serve"],
+    container = {"name": "vllm", "image": "vllm/vllm-openai:v0.34.0", "command": ["vllm", "serve"],
                  "args": ["org/model", "--tensor-parallel-size=8", "--swap-space=4", "--max-model-len=$(LEN)"],
                  "env": [{"name": "VLLM_HOST_IP", "value": "x"}, {"name": "VLLM_NOT_A_SETTING", "value": "1"},
                          {"name": "HF_HUB_CACHE", "value": "/models"}, {"name": "HF_NOT_READ", "value": "1"}]}
     assert contracts.vllm_violations([_deployment(container)]) == [
-        "Deployment llm-vllm container vllm: vllm serve --swap-space is not a flag of vLLM 0.29.0",
-        "Deployment llm-vllm container vllm: env VLLM_NOT_A_SETTING is not read by vLLM 0.29.0",
-        "Deployment llm-vllm container vllm: env HF_NOT_READ is not read by huggingface_hub 1.30.0",
+        "Deployment llm-vllm container vllm: vllm serve --swap-space is not a flag of vLLM 0.34.0",
+        "Deployment llm-vllm container vllm: env VLLM_NOT_A_SETTING is not read by vLLM 0.34.0",
+        "Deployment llm-vllm container vllm: env HF_NOT_READ is not read by huggingface_hub 2.4.0",
     ]
 
 
@@ -53,7 +53,7 @@ def test_undocumented_nim_settings_and_unknown_metrics_are_named():
     monitor = {"kind": "ScaledObject", "metadata": {"name": "llm"},
                "spec": {"triggers": [{"metadata": {"query": "sum(vllm:num_requests_waiting{}) + vllm:num_waiting"}}]}}
     assert contracts.metric_violations([monitor]) == [
-        "ScaledObject llm: metric vllm:num_waiting is not exported by vLLM 0.29.0"]
+        "ScaledObject llm: metric vllm:num_waiting is not exported by vLLM 0.34.0"]
 
 
 def test_the_sglang_engine_pins_the_same_release_as_the_role():

@@ -287,7 +287,7 @@ def test_vllm_flags_equal_the_plan(rendered):
     }
     for role, template in pod_templates(workload):
         (container,) = template["spec"]["containers"]
-        assert container["image"] == "vllm/vllm-openai:v0.29.0"
+        assert container["image"] == "vllm/vllm-openai:v0.34.0"
         env = env_of(container)
         assert env["VLLM_HOST_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
         assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "HF_TOKEN"}

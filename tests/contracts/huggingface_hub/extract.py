@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Extract the environment variables huggingface_hub reads, from a release's wheel on PyPI.
 
-    python tests/contracts/huggingface_hub/extract.py --version 1.30.0
+    python tests/contracts/huggingface_hub/extract.py --version 2.4.0
 
 Writes huggingface_hub-<version>.json beside this script: every name passed to os.environ.get,
 os.getenv or os.environ[...] in the package's modules (static: nothing is imported).
@@ -58,7 +58,7 @@ def env_names(source):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", default="1.30.0")
+    parser.add_argument("--version", default="2.4.0")
     args = parser.parse_args()
     url, digest, archive = wheel(args.version)
     files, names = [], set()

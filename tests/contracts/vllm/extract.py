@@ -70,7 +70,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 ENGINE = "vllm"
-DEFAULT_VERSION = "0.29.0"
+DEFAULT_VERSION = "0.34.0"
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 300
 SERVE = "vllm/entrypoints/cli/serve.py"

@@ -12,7 +12,7 @@ short_description: Compare an engine's start-up log with its gpu_sizing plan
 version_added: 0.2.0
 description:
   - Parses what vLLM (or NIM, which runs vLLM) logged at start-up - weights, KV-cache memory and tokens, maximum
-    concurrency, peak activation, non-torch and CUDA-graph memory, in the wordings of vLLM 0.4 to 0.29 - and compares
+    concurrency, peak activation, non-torch and CUDA-graph memory, in the wordings of vLLM 0.4 to 0.34 - and compares
     every figure with the plan.
   - The status is C(no_log) when the log holds no C(GPU KV cache size) line, C(fail) when the engine holds fewer
     full-context requests than the plan's C(min_concurrency), C(warn) when its KV-cache tokens differ from the plan by

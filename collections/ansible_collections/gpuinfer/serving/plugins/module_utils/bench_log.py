@@ -5,7 +5,7 @@
 
 Two load generators print the same kind of result block, each in its own labels:
 
-* ``vllm bench serve`` (vLLM 0.26 - 0.29, vllm/benchmarks/serve.py; tests/fixtures/vllm-perf/bench holds a real run)::
+* ``vllm bench serve`` (vLLM 0.26 - 0.34, vllm/benchmarks/serve.py; tests/fixtures/vllm-perf/bench holds a real run)::
 
     ============ Serving Benchmark Result ============
     Successful requests:                     8

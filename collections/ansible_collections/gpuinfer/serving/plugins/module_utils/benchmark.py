@@ -17,7 +17,7 @@ line (bench_log.MARKER) and printing its result block to stdout, which bench_log
 Offline like the engine: the model cache claim is mounted read-only where the engine mounts it and the Hugging
 Face cache variables are the engine's own (engine_base.hf_cache_env with HF_HUB_OFFLINE=1), so the tokenizer given
 as the model's Hub id resolves from the cache the download Job filled, as the engine's model does. Every flag
-rendered is in the pinned release's contract (tests/contracts: vllm-0.29.0.json ``bench_serve_flags``,
+rendered is in the pinned release's contract (tests/contracts: vllm-0.34.0.json ``bench_serve_flags``,
 sglang-0.5.23-bench-serving.json ``flags``).
 
 Pure Python: no Ansible, no network.

@@ -49,6 +49,11 @@ _WEIGHTS = (
     re.compile(r"Load weight end\. .*?mem usage=" + _SIZE),
 )
 _KV_MEMORY = (
+    # 0.34 extensible KV cache, sized after warmup (extensible_kv_cache.py measure_kv_cache_blocks): "Memory after
+    # warmup: 3.1 GiB free, ...; 10906 KV cache blocks (53.25 GiB) fit within the requested 72.82 GiB. ..." The
+    # "Available KV cache memory" line it also logs is the capacity reserved before CUDA graphs and the margin, which
+    # is larger: the smallest figure is kept.
+    re.compile(r"Memory after warmup: .*?; \d[\d,]* KV cache blocks \(" + _SIZE + r"\) fit within"),
     re.compile(r"Available KV cache memory: " + _SIZE),
     # 0.7 - 0.10: "... the rest of the memory reserved for KV Cache is 53.29GiB."
     re.compile(r"the rest of the memory reserved for KV Cache is\s+" + _SIZE),

@@ -20,6 +20,9 @@ from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_vllm
 
 IMAGE_TAG = "2.1.6"
+# The vLLM release NIM 2.1.6 runs (its release notes: "vLLM 0.32.0, SGLang 0.5.22"; tests/contracts/nim/nim-2.1.json,
+# key rn216): a NIM plan follows that release's memory accounting, not the vllm role's pinned image.
+VLLM_VERSION = "0.32.0"
 
 MANAGED_FLAGS = ("--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--served-model-name")
 

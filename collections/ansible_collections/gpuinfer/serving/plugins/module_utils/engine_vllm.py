@@ -17,7 +17,7 @@ from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_bas
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
 # The vLLM release the role pins (vllm_image_tag); the planner models this release's memory accounting.
-VERSION = "0.29.0"
+VERSION = "0.34.0"
 IMAGE_REPOSITORY = "vllm/vllm-openai"
 IMAGE_TAG = "v" + VERSION
 

@@ -24,8 +24,9 @@ ENGINES = {
 EngineError = engine_base.EngineError
 API_PORT = engine_base.API_PORT
 
-# The vLLM release the planner models (its memory accounting is the plan's).
+# The vLLM release the planner models (its memory accounting is the plan's); NIM runs its own.
 VLLM_VERSION = engine_vllm.VERSION
+NIM_VLLM_VERSION = engine_nim.VLLM_VERSION
 
 vllm_plan_flags = engine_vllm.plan_flags
 vllm_engine_args = engine_vllm.engine_args

@@ -14,6 +14,13 @@ and checked against real start-ups of that release on an H200 (tests/fixtures/vl
     tokens      = int(blocks / blocks one max_model_len request needs x max_model_len)
                                                                     ("GPU KV cache size: N tokens")
 
+Later releases, gated on ``vllm_version`` (each source line is in tests/contracts/vllm/memory-accounting-<ver>.json):
+0.27 takes the CUDA-graph estimate off on every runner and runs non-MoE models on Model Runner V2; 0.28 raises the
+batch defaults on >= 160 GiB GPUs and the capture ceiling on Blackwell; 0.29 runs every model on V2; 0.33's profile
+sampler adds a pass with top-k/top-p and penalties; 0.34 uses 64-token blocks and sizes an extensible KV cache after
+warmup and CUDA-graph capture, where usable = min(total x gpu_memory_utilization, total - CUDA context - margin),
+mapped in whole 2 MiB granules per layer.
+
 * weights: this rank's shard. Attention/MLP/expert matrices split across tensor-parallel ranks; the
   vocabulary-parallel embedding and lm_head split too (vocab padded to a multiple of 64); norms,
   MoE routers and MLA's low-rank down-projections are replicated; K/V projections replicate when
@@ -63,10 +70,15 @@ MIB = 1024 ** 2
 # Engines gpu_sizing plans for. NIM runs vLLM inside, so nim plans with vLLM's accounting; sglang with SGLang's.
 ENGINES = ("vllm", "sglang", "nim")
 
-# vLLM CacheConfig.gpu_memory_utilization default on main (vllm/config/cache.py, 2026); it was 0.9
-# in releases before the bump.
+# vLLM CacheConfig.gpu_memory_utilization default (vllm/config/cache.py; 0.92 in 0.27 - 0.33, and
+# DEFAULT_GPU_MEMORY_UTILIZATION without the extensible KV cache from 0.34). From 0.34 vLLM resolves an unset value to
+# 1.0 when the extensible KV cache is on (the default on CUDA): the plan still renders --gpu-memory-utilization
+# explicitly, so a plan made without one renders 0.92 for every release (NIM's own vLLM has no extensible KV cache).
 VLLM_DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
+# KV-cache block size in tokens, CacheConfig.DEFAULT_BLOCK_SIZE: 16 up to 0.33, 64 from 0.34 (vllm/config/cache.py:185
+# at 0.34.0; FlashAttention keeps the default, flash_attn.py get_preferred_block_size). See block_size().
 BLOCK_SIZE = 16
+BLOCK_SIZE_FROM_0_34 = 64
 DEFAULT_MAX_NODES = 8
 VOCAB_PADDING = 64
 
@@ -79,6 +91,16 @@ SAMPLER_BYTES_PER_LOGIT = 28
 # Model Runner V2's profile sampler skips top-k/top-p (vllm/v1/worker/gpu/model_runner.py ``_dummy_sampler_run``):
 # the bf16 logits and one fp32 copy.
 SAMPLER_V2_BYTES_PER_LOGIT = 6
+# From 0.33 ``_dummy_sampler_run`` runs the sampler a second time with SamplingParams.for_sampler_warmup() (top-k 50,
+# top-p 0.9, penalties, logprobs; model_runner.py:1058-1062 at 0.34.0) "so the profiled peak must" pay for the fp32
+# logits pipeline: the bf16 logits (2 bytes) stay alive, apply_sampling_params copies them to fp32 (4, sampler.py:239),
+# and FlashInfer's top_k_top_p_sampling_from_logits (topk_topp_sampler.py:316) holds its top-k masked fp32 logits (4)
+# while it takes their fp32 softmax (4): 14 bytes per logit.
+SAMPLER_V2_WARMUP_BYTES_PER_LOGIT = 14
+# From 0.34 the extensible KV cache is sized after warmup steps that include a full-budget prefill requesting
+# prompt logprobs (max_logprobs, default 20: warmup.py:495-526); the prompt logits are computed in chunks of 1024 rows
+# of the whole vocabulary (prompt_logprob.py:20) and nothing vocab-sized beside them (logprob.py:87-89).
+PROMPT_LOGPROBS_CHUNK_ROWS = 1024
 # Non-torch memory vLLM 0.26 counts on a single GPU: 0.22-0.23 GiB in every fixture start-up (any model, any batch).
 NON_TORCH_SINGLE_BYTES = int(0.23 * GIB)
 # Not measured yet (no TP > 1 fixture): NCCL communicators and custom all-reduce buffers with TP > 1.
@@ -94,12 +116,29 @@ CUDA_GRAPH_PER_LAYER_SLOT_BYTES = 48 * 1024
 # Decode slots captured: min(max_num_seqs, 512), vLLM's max_cudagraph_capture_size = min(2 x max_num_seqs, 512) with
 # FULL graphs up to max_num_seqs (fixture: "PIECEWISE=51 (largest=512), FULL=35 (largest=256)" at 256 sequences).
 CUDA_GRAPH_MAX_CAPTURE_SIZE = 512
+# From 0.28 the ceiling is 1024 on Blackwell (compute capability 10.x: "1024 if
+# current_platform.is_device_capability_family(100) else 512", vllm/config/vllm.py:2402 at 0.34.0).
+CUDA_GRAPH_MAX_CAPTURE_SIZE_BLACKWELL = 1024
 # Not measured yet (no TP > 1 fixture): the custom all-reduce buffers the graphs register with TP > 1.
 CUDA_GRAPH_TP_BYTES = int(0.125 * GIB)
 # Batches in flight with async scheduling (vLLM's default; max_concurrent_batches): a sliding-window layer holds
 # KV for window - 1 + 2 x max_num_batched_tokens tokens (SlidingWindowSpec.max_admission_blocks_per_request;
 # fixture: Mistral-7B-v0.1 at 4096 batched tokens reports 2,495,481 tokens, which needs the factor 2).
 ASYNC_SCHEDULING_BATCHES = 2
+# vLLM 0.34's extensible KV cache (on by default on CUDA: CacheConfig.enable_extensible_kv_cache, cache.py:395 and
+# VllmConfig._resolve_extensible_kv_cache) is sized from the memory measured after warmup and CUDA-graph capture
+# (extensible_kv_cache.py:613-617, measure_kv_cache_bytes):
+#     available = min(requested - used, free at start - used - margin) - transient peak
+# with margin = max(1 GiB, 0.75 x transient peak) (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION, lines 64-65).
+KV_CACHE_MARGIN_FLOOR_BYTES = 1 << 30
+KV_CACHE_MARGIN_FRACTION = 0.75
+# "Free memory at start" is the device less the CUDA context, which none of vLLM's own figures count: the fixtures'
+# H200 starts with 139.29 of 139.8 GiB free ("Free memory on device (139.29/139.8 GiB) on startup").
+CUDA_CONTEXT_BYTES = int(0.51 * GIB)
+# The extensible KV cache maps physical memory per layer region (the default LBNHC layout is layer-outermost), each
+# rounded up to whole granules of at least 2 MiB (vllm/utils/extensible_tensor.py _MIN_GRANULARITY;
+# ExtensibleKVCache.physical_bytes_for / blocks_within): every layer's share of the budget is floored to granules.
+KV_CACHE_GRANULE_BYTES = 2 << 20
 
 # Model types whose transformers config class defaults tie_word_embeddings to True (GemmaConfig, Gemma2Config,
 # Gemma3TextConfig/Gemma3Config); the other catalog types (llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3,
@@ -515,7 +554,7 @@ def _version(text):
     try:
         return tuple(int(part) for part in str(text).lstrip("v").split(".")[:2])
     except ValueError:
-        raise SizingError("vllm_version", "vllm_version=%r is not a release number such as 0.29.0" % (text,))
+        raise SizingError("vllm_version", "vllm_version=%r is not a release number such as 0.34.0" % (text,))
 
 
 def cuda_graphs_in_budget(vllm_version, v2):
@@ -528,17 +567,58 @@ def cuda_graphs_in_budget(vllm_version, v2):
     return _version(vllm_version) >= (0, 27) or not v2
 
 
-def runner_v2(spec, dtype):
-    """Whether vLLM 0.26 runs the model on Model Runner V2: dense and unquantized models (vLLM #42665 gates the default on
-    is_moe and is_quantized; fixtures: every dense model logs model_runner.py, Mixtral-8x7B the V1 gpu_model_runner.py)."""
+# Architectures vLLM 0.27 and 0.28 run on Model Runner V2 although they are MoE (DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES,
+# vllm/config/vllm.py).
+V2_RUNNER_MOE_ARCHITECTURES = ("DeepseekV2ForCausalLM", "DeepseekV4ForCausalLM", "GraniteMoeForCausalLM",
+                               "Qwen2MoeForCausalLM")
+
+
+def runner_v2(spec, dtype, vllm_version=None):
+    """Whether vLLM runs the model on Model Runner V2 (None: the pinned release).
+
+    0.26: dense and unquantized models (vLLM #42665 gates the default on is_moe and is_quantized; fixtures: every dense
+    model logs model_runner.py, Mixtral-8x7B the V1 gpu_model_runner.py). 0.27 and 0.28: every model that is not MoE, and
+    a few MoE architectures (VllmConfig._is_default_v2_model_runner_model). 0.29 - 0.33: every model (use_v2_model_runner
+    falls back to V1 only for features the planner never sets); 0.34 has no V1 runner left (gpu_worker.py:585).
+    """
+    version = _version(vllm_version or engines.VLLM_VERSION)
+    if version >= (0, 29):
+        return True
+    if version >= (0, 27):
+        return not spec.is_moe or spec.architecture in V2_RUNNER_MOE_ARCHITECTURES
     return not spec.is_moe and dtype in ("bf16", "fp16", "fp32")
+
+
+def block_size(vllm_version):
+    """KV-cache block size in tokens of a release (CacheConfig.DEFAULT_BLOCK_SIZE: 64 from 0.34)."""
+    return BLOCK_SIZE_FROM_0_34 if _version(vllm_version) >= (0, 34) else BLOCK_SIZE
+
+
+def extensible_kv_cache(vllm_version):
+    """Whether the release sizes the KV cache from memory measured after warmup (0.34: on by default on CUDA)."""
+    return _version(vllm_version) >= (0, 34)
+
+
+def group_size_factor(vllm_version):
+    """How many times the smallest attention type's layer count the largest may be and still set the group size
+    (_get_kv_cache_groups_uniform_page_size): 1.25 in 0.26, 1.5 from 0.27 (kv_cache_planning.py:570 at 0.34.0)."""
+    return 1.5 if _version(vllm_version) >= (0, 27) else 1.25
+
+
+def sampler_bytes_per_logit(vllm_version, v2):
+    """Bytes per logit of the profile run's sampler: the V1 runner's top-k/top-p, V2's plain pass, and from 0.33 V2's
+    second pass with warmup parameters (SAMPLER_V2_WARMUP_BYTES_PER_LOGIT)."""
+    if not v2:
+        return SAMPLER_BYTES_PER_LOGIT
+    return SAMPLER_V2_WARMUP_BYTES_PER_LOGIT if _version(vllm_version) >= (0, 33) else SAMPLER_V2_BYTES_PER_LOGIT
 
 
 def _cdiv(value, divisor):
     return -(-value // divisor)
 
 
-def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_tokens, max_num_seqs, v2=True):
+def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_tokens, max_num_seqs, v2=True,
+                     sampler_bytes=None, prompt_logprobs=False):
     act = _dtype_bytes(activation_dtype(spec, dtype))
     heads = max(1, spec.num_heads // tp)
     if spec.is_mla:
@@ -568,8 +648,12 @@ def _activation_peak(spec, dtype, tp, layer_indexes, last, max_num_batched_token
         lm_head = _padded_vocab(spec.vocab) * spec.hidden * act // tp
         # The profile sampler's logits: min(max_num_seqs, tokens) rows (V2 _dummy_run: one request per row up to max_num_reqs).
         rows = min(max_num_seqs, max_num_batched_tokens)
-        sampler = rows * spec.vocab * (SAMPLER_V2_BYTES_PER_LOGIT if v2 else SAMPLER_BYTES_PER_LOGIT)
-        logits_phase = hidden_states + max(lm_head, sampler)
+        if sampler_bytes is None:
+            sampler_bytes = SAMPLER_V2_BYTES_PER_LOGIT if v2 else SAMPLER_BYTES_PER_LOGIT
+        sampler = rows * spec.vocab * sampler_bytes
+        # 0.34's KV sizing warmup: one chunk of prompt logits over the whole vocabulary (PROMPT_LOGPROBS_CHUNK_ROWS).
+        chunk = min(PROMPT_LOGPROBS_CHUNK_ROWS, max_num_batched_tokens) * spec.vocab * act if prompt_logprobs else 0
+        logits_phase = hidden_states + max(lm_head, sampler, chunk)
     return int(max(forward, logits_phase) + RUNNER_BUFFERS_BYTES)
 
 
@@ -582,12 +666,13 @@ def _non_torch(tp, pp):
     return value
 
 
-def _cuda_graph(tp, local_layers, max_num_seqs):
-    slots = min(max_num_seqs, CUDA_GRAPH_MAX_CAPTURE_SIZE)
+def _cuda_graph(tp, local_layers, max_num_seqs, max_capture_size=CUDA_GRAPH_MAX_CAPTURE_SIZE):
+    slots = min(max_num_seqs, max_capture_size)
     return CUDA_GRAPH_BASE_BYTES + CUDA_GRAPH_PER_LAYER_SLOT_BYTES * local_layers * slots + (CUDA_GRAPH_TP_BYTES if tp > 1 else 0)
 
 
-def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_model_len, in_flight_tokens):
+def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_model_len, in_flight_tokens,
+                      block=BLOCK_SIZE, group_factor=1.25):
     """(tokens, max concurrency) vLLM reports for ``kv_memory`` bytes on a rank holding ``layer_indexes``.
 
     vLLM 0.26: layers of one attention type form groups of equal size (the smallest type's layer count, or the
@@ -598,8 +683,11 @@ def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_mo
     (``SlidingWindowSpec.max_admission_blocks_per_request``); concurrency = blocks / blocks per request
     (``get_max_concurrency_for_kv_cache_config``) and "GPU KV cache size" = int(concurrency x max_model_len)
     (``report_kv_cache_config``).
+
+    ``block`` is the release's block size (16, 64 from 0.34: block_size()) and ``group_factor`` its grouping threshold
+    (1.25, 1.5 from 0.27: group_size_factor()).
     """
-    page = spec.kv_bytes_per_token(kv_dtype_bytes, tp, 1) * BLOCK_SIZE
+    page = spec.kv_bytes_per_token(kv_dtype_bytes, tp, 1) * block
     layer_types = {}
     for index in layer_indexes:
         window = spec.layer_window(index)
@@ -608,15 +696,15 @@ def kv_cache_capacity(spec, kv_dtype_bytes, tp, layer_indexes, kv_memory, max_mo
         return 0, 0.0
     counts = list(layer_types.values())
     group_size = min(counts)
-    if max(counts) < 1.25 * group_size:
+    if max(counts) < group_factor * group_size:
         group_size = max(counts)
     blocks = kv_memory // (page * group_size)
     needed = 0
     for window, count in layer_types.items():
         if window is None:
-            per_group = _cdiv(max_model_len, BLOCK_SIZE)
+            per_group = _cdiv(max_model_len, block)
         else:
-            per_group = _cdiv(min(window - 1 + in_flight_tokens, max_model_len), BLOCK_SIZE) + 1
+            per_group = _cdiv(min(window - 1 + in_flight_tokens, max_model_len), block) + 1
         needed += _cdiv(count, group_size) * per_group
     concurrency = blocks / float(needed)
     return int(concurrency * max_model_len), concurrency
@@ -627,13 +715,20 @@ def evaluate_layout(spec, settings, tp, pp):
     if settings.get("engine") == "sglang":
         return _evaluate_layout_sglang(spec, settings, tp, pp)
     total = settings["gpu_memory_bytes"]
-    usable = int(total * settings["gpu_memory_utilization"])
+    requested = int(total * settings["gpu_memory_utilization"])
     kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
     max_model_len = settings["max_model_len"]
-    v2 = runner_v2(spec, settings["dtype"])
-    # Tokens in flight per request: max_num_batched_tokens x max_concurrent_batches (2 with async scheduling, the
-    # pipeline depth with PP), which sliding-window layers hold on top of their window.
-    in_flight = max(ASYNC_SCHEDULING_BATCHES, pp) * settings["max_num_batched_tokens"]
+    version = settings["vllm_version"]
+    v2 = runner_v2(spec, settings["dtype"], version)
+    extensible = extensible_kv_cache(version)
+    # Tokens in flight per request: max_num_batched_tokens x max_concurrent_batches, which sliding-window layers hold on
+    # top of their window: with async scheduling the pipeline depth + 1 on Model Runner V2 (0.27 and later), else 2 or
+    # the pipeline depth (VllmConfig.max_concurrent_batches, vllm/config/vllm.py:560-566 at 0.34.0).
+    batches = pp + 1 if v2 and _version(version) >= (0, 27) else max(ASYNC_SCHEDULING_BATCHES, pp)
+    in_flight = batches * settings["max_num_batched_tokens"]
+    capture = CUDA_GRAPH_MAX_CAPTURE_SIZE
+    if _version(version) >= (0, 28) and str(settings.get("gpu_capability") or "").split(".", maxsplit=1)[0] == "10":
+        capture = CUDA_GRAPH_MAX_CAPTURE_SIZE_BLACKWELL
     stages = []
     start = 0
     partition = pipeline_partition(spec.num_layers, pp)
@@ -641,23 +736,37 @@ def evaluate_layout(spec, settings, tp, pp):
         indexes = list(range(start, start + count))
         start += count
         first, last = stage == 0, stage == pp - 1
+        peak = _activation_peak(spec, settings["dtype"], tp, indexes, last, settings["max_num_batched_tokens"],
+                                settings["max_num_seqs"], v2, sampler_bytes_per_logit(version, v2), extensible)
+        usable = requested
+        if extensible:
+            # measure_kv_cache_bytes: the budget is also capped by the memory free at start (the device less the CUDA
+            # context) less a margin for what the measurement misses; kept in "usable" so that the breakdown adds up.
+            margin = max(KV_CACHE_MARGIN_FLOOR_BYTES, int(peak * KV_CACHE_MARGIN_FRACTION))
+            usable = min(requested, total - CUDA_CONTEXT_BYTES - margin)
         memory = {
             "total": total,
             "usable": usable,
             "weights": rank_weight_bytes(spec, settings["dtype"], tp, indexes, first, last, pp),
-            "activation_peak": _activation_peak(spec, settings["dtype"], tp, indexes, last,
-                                                settings["max_num_batched_tokens"], settings["max_num_seqs"], v2),
+            "activation_peak": peak,
             "non_torch": _non_torch(tp, pp),
-            "cuda_graph": _cuda_graph(tp, count, settings["max_num_seqs"]),
+            "cuda_graph": _cuda_graph(tp, count, settings["max_num_seqs"], capture),
         }
         room = usable - memory["weights"] - memory["activation_peak"] - memory["non_torch"]
         # Model Runner V2 captures CUDA graphs after sizing the KV cache, outside the budget (fixtures: KV = usable -
         # weights - peak activation - non-torch for every dense model); the V1 runner subtracts its estimate first
-        # (fixture: Mixtral-8x7B, "Estimated CUDA graph memory: 0.39 GiB" comes off its KV cache).
-        if cuda_graphs_in_budget(settings["vllm_version"], v2):
+        # (fixture: Mixtral-8x7B, "Estimated CUDA graph memory: 0.39 GiB" comes off its KV cache). From 0.34 the
+        # extensible KV cache is measured after the graphs are captured, so they are resident ("used") by then.
+        if extensible or cuda_graphs_in_budget(version, v2):
             room -= memory["cuda_graph"]
         memory["kv_cache"] = max(0, room)
-        tokens, concurrency = kv_cache_capacity(spec, kv_bytes, tp, indexes, memory["kv_cache"], max_model_len, in_flight)
+        committed = memory["kv_cache"]
+        if extensible:
+            # Whole granules per layer region (KV_CACHE_GRANULE_BYTES).
+            regions = KV_CACHE_GRANULE_BYTES * max(1, count)
+            committed = committed // regions * regions
+        tokens, concurrency = kv_cache_capacity(spec, kv_bytes, tp, indexes, committed, max_model_len, in_flight,
+                                                block_size(version), group_size_factor(version))
         stages.append({"stage": stage, "layers": count, "memory": memory, "room": room,
                        "kv_bytes_per_token": spec.kv_bytes_per_token(kv_bytes, tp, count),
                        "tokens": tokens, "concurrency": concurrency})
@@ -804,8 +913,11 @@ def search_layout(spec, settings):
 # Top level
 # --------------------------------------------------------------------------------------------
 
-def default_batch_limits(gpu_name, gpu_memory_bytes):
-    """vLLM's OpenAI-server defaults (EngineArgs.get_batch_defaults): larger on >= 70 GiB GPUs other than A100."""
+def default_batch_limits(gpu_name, gpu_memory_bytes, vllm_version=None):
+    """vLLM's OpenAI-server defaults (EngineArgs.get_batch_defaults): larger on >= 70 GiB GPUs other than A100, and
+    from 0.28 16384 batched tokens on >= 160 GiB GPUs (B200; vllm/engine/arg_utils.py:3010 at 0.34.0)."""
+    if gpu_memory_bytes >= 160 * GIB and _version(vllm_version or engines.VLLM_VERSION) >= (0, 28):
+        return (16384, 1024)
     big = gpu_memory_bytes >= 70 * GIB and "a100" not in (gpu_name or "").lower()
     return (8192, 1024) if big else (2048, 256)
 
@@ -860,7 +972,10 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
     memory_bytes = int(gpu_memory_gib * GIB) if gpu_memory_gib else gpu_spec["memory_bytes"]
     gpu_label = gpu_name or ("%g GiB GPU" % gpu_memory_gib)
     gpus_per_node = gpus_per_node or (gpu_spec["gpus_per_node"] if gpu_spec else 8)
-    default_tokens, default_seqs = default_batch_limits(gpu_name, memory_bytes)
+    # NIM runs the vLLM release of its image (engine_nim.VLLM_VERSION), not the vllm role's.
+    version = str(vllm_version or (engines.NIM_VLLM_VERSION if engine == "nim" else engines.VLLM_VERSION)).lstrip("v")
+    _version(version)
+    default_tokens, default_seqs = default_batch_limits(gpu_name, memory_bytes, version)
     max_model_len = max_model_len or spec.max_position_embeddings
     if not max_model_len:
         raise SizingError("max_model_len", "the config has no max_position_embeddings: set max_model_len")
@@ -881,12 +996,12 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
         "tensor_parallel_size": tensor_parallel_size,
         "pipeline_parallel_size": pipeline_parallel_size,
         # The release whose memory accounting the plan follows (the pinned image's by default).
-        "vllm_version": str(vllm_version or engines.VLLM_VERSION).lstrip("v"),
+        "vllm_version": version,
+        "gpu_capability": gpu_spec.get("compute_capability") if gpu_spec else None,
         "engine": engine,
         # SGLang: an explicit fraction is --mem-fraction-static as given; None lets each layout take SGLang's default.
         "mem_fraction_static": gpu_memory_utilization if engine == "sglang" else None,
     }
-    _version(settings["vllm_version"])
     if tensor_parallel_size:
         problem = tp_problem(spec, tensor_parallel_size)
         if problem:

@@ -155,9 +155,13 @@ options:
     type: str
   vllm_version:
     description:
-      - The vLLM release whose memory accounting the plan follows, such as C(0.29.0). Defaults to the release the
-        C(vllm) role pins. From 0.27 vLLM takes its CUDA-graph estimate off the KV cache before sizing it; 0.26 did
-        so only for MoE and quantized models.
+      - The vLLM release whose memory accounting the plan follows, such as C(0.34.0). Defaults to the release the
+        C(vllm) role pins; with C(engine=nim), to the release NIM's image runs (0.32.0 in NIM 2.1.6).
+        From 0.27 vLLM takes its CUDA-graph estimate off the KV cache before sizing it; 0.26 did
+        so only for MoE and quantized models. From 0.33 the profile run's sampler also runs with top-k/top-p and
+        penalties; 0.34 uses 64-token blocks and sizes its extensible KV cache from the memory left after warmup and
+        CUDA-graph capture, less a margin of max(1 GiB, 0.75 x the activation peak) when that binds before
+        C(gpu_memory_utilization) does.
     type: str
   engine:
     description:

@@ -24,7 +24,7 @@ PLAN = {"model": {"hf_id": "meta-llama/Llama-3.1-8B-Instruct", "revision": "main
 
 def settings(**extra):
     value = {"engine": "vllm", "name": "llm-benchmark", "namespace": "llm-serving", "instance": "llm",
-             "image": "vllm/vllm-openai:v0.29.0", "base_url": "http://llm.llm-serving.svc.cluster.local:8000",
+             "image": "vllm/vllm-openai:v0.34.0", "base_url": "http://llm.llm-serving.svc.cluster.local:8000",
              "served_model_name": "meta-llama/Llama-3.1-8B-Instruct", "tokenizer": "meta-llama/Llama-3.1-8B-Instruct",
              "cache_pvc_name": "llm-model-cache", "cache_mount_path": "/models", "offline": True}
     value.update(extra)
@@ -63,7 +63,7 @@ def test_vllm_job_runs_vllm_bench_serve_per_planned_concurrency():
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
     container = pod["containers"][0]
-    assert container["image"] == "vllm/vllm-openai:v0.29.0"
+    assert container["image"] == "vllm/vllm-openai:v0.34.0"
     commands, lines = runs(job)
     assert len(commands) == 2
     first = commands[0]
@@ -112,7 +112,7 @@ def test_nim_is_measured_with_vllms_tool_on_its_openai_endpoint():
     assert commands[0][:3] == ["vllm", "bench", "serve"]
     assert commands[0][commands[0].index("--backend") + 1] == "openai"
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "vllm/vllm-openai:v0.29.0"
+    assert container["image"] == "vllm/vllm-openai:v0.34.0"
     assert container["volumeMounts"][0]["mountPath"] == "/model-store"
 
 
@@ -132,12 +132,12 @@ def test_sglang_job_runs_its_bench_serving_on_random_ids():
 
 @pytest.mark.parametrize("engine", ["vllm", "nim"])
 def test_every_vllm_bench_flag_is_in_the_pinned_contract(engine):
-    known = set(contract("vllm", "vllm-0.29.0.json")["bench_serve_flags"])
+    known = set(contract("vllm", "vllm-0.34.0.json")["bench_serve_flags"])
     job = benchmark.build_job(PLAN, settings(engine=engine, extra_args=["--request-rate", "inf"],
                                              tokenizer_revision="main"))
     for argv in runs(job)[0]:
         missing = [flag for flag in flags(argv) if flag not in known]
-        assert not missing, "vllm bench serve 0.29.0 has no %s" % missing
+        assert not missing, "vllm bench serve 0.34.0 has no %s" % missing
 
 
 def test_every_sglang_bench_flag_is_in_the_pinned_contract():
@@ -151,8 +151,8 @@ def test_every_sglang_bench_flag_is_in_the_pinned_contract():
 
 
 def test_the_contract_holds_the_real_runs_flags():
-    """The vllm 0.26 run of the fixtures printed its arguments: each is a 0.29.0 flag too."""
-    known = set(contract("vllm", "vllm-0.29.0.json")["bench_serve_flags"])
+    """The vllm 0.26 run of the fixtures printed its arguments: each is a 0.34.0 flag too."""
+    known = set(contract("vllm", "vllm-0.34.0.json")["bench_serve_flags"])
     for flag in ("--max-concurrency", "--random-input-len", "--ignore-eos", "--save-result", "--percentile-metrics",
                  "--metric-percentiles", "--ready-check-timeout-sec", "--num-prompts", "--tokenizer", "--base-url"):
         assert flag in known

@@ -129,7 +129,7 @@ def test_the_runner_and_what_it_subtracts_follow_the_log(results, name):
     # its CUDA-graph estimate off; the planner must pick the same runner for the model.
     case, spec, _plan_result, parsed = results[name]
     v2 = parsed["model_runner"] == "v2"
-    assert sizing.runner_v2(spec, sizing.normalize_dtype(case["dtype"])) == v2
+    assert sizing.runner_v2(spec, sizing.normalize_dtype(case["dtype"]), case.get("vllm_version", "0.26.0")) == v2
     left = (parsed["requested_memory_bytes"] - parsed["breakdown_weights_bytes"] - parsed["peak_activation_bytes"]
             - parsed["non_torch_bytes"] - (0 if v2 else parsed["cuda_graph_estimate_bytes"]))
     assert abs(left - parsed["kv_cache_memory_bytes"]) <= 0.03 * GIB
@@ -252,9 +252,10 @@ def test_the_v1_runner_takes_cuda_graphs_off_the_kv_cache():
     hf_id = "mistralai/Mixtral-8x7B-Instruct-v0.1"
     _hf, config = model_catalog.lookup(hf_id)
     spec = sizing.ModelSpec(config, hf_id)
-    assert not sizing.runner_v2(spec, "bf16")
+    # vLLM 0.26 (the fixtures' release) ran MoE models on the V1 runner; from 0.29 every model runs on V2.
+    assert not sizing.runner_v2(spec, "bf16", "0.26.0") and sizing.runner_v2(spec, "bf16", "0.29.0")
     memory = sizing.plan(spec, hf_id, hf_id, gpu_name="H200-141GB", gpu_spec=gpu_catalog.GPUS["H200-141GB"],
-                         max_model_len=32768)["memory_per_gpu"]
+                         max_model_len=32768, vllm_version="0.26.0")["memory_per_gpu"]
     assert memory["kv_cache"] == (memory["usable"] - memory["weights"] - memory["activation_peak"] - memory["non_torch"]
                                   - memory["cuda_graph"])
 
@@ -264,7 +265,7 @@ def test_the_pinned_release_takes_cuda_graphs_off_the_kv_cache_for_every_model()
     hf_id = "meta-llama/Llama-3.1-8B-Instruct"
     _hf, config = model_catalog.lookup(hf_id)
     spec = sizing.ModelSpec(config, hf_id)
-    assert sizing.runner_v2(spec, "bf16")
+    assert sizing.runner_v2(spec, "bf16", "0.26.0")
     plans = dict((version, sizing.plan(spec, hf_id, hf_id, gpu_name="H200-141GB", gpu_spec=gpu_catalog.GPUS["H200-141GB"],
                                        max_model_len=32768, vllm_version=version)) for version in ("0.26.0", "0.29.0"))
     old, pinned = plans["0.26.0"]["memory_per_gpu"], plans["0.29.0"]["memory_per_gpu"]
@@ -273,6 +274,6 @@ def test_the_pinned_release_takes_cuda_graphs_off_the_kv_cache_for_every_model()
     assert plans["0.29.0"]["kv_cache_tokens"] < plans["0.26.0"]["kv_cache_tokens"]
     # The default is the release the vllm role pins.
     assert sizing.plan(spec, hf_id, hf_id, gpu_name="H200-141GB", gpu_spec=gpu_catalog.GPUS["H200-141GB"],
-                       max_model_len=32768)["plan"]["vllm_version"] == "0.29.0"
+                       max_model_len=32768)["plan"]["vllm_version"] == "0.34.0"
     with pytest.raises(sizing.SizingError, match="vllm_version"):
         sizing.plan(spec, hf_id, hf_id, gpu_memory_gib=80, vllm_version="latest")

@@ -218,7 +218,8 @@ def test_compare_a_plan_with_the_served_llama():
                        gpu_spec=dict(gpu_catalog.GPUS["H200-141GB"], memory_bytes=case["gpu_total_bytes"]),
                        max_model_len=case["max_model_len"], gpu_memory_utilization=case["gpu_memory_utilization"],
                        max_num_seqs=case["max_num_seqs"], max_num_batched_tokens=case["max_num_batched_tokens"],
-                       tensor_parallel_size=1, pipeline_parallel_size=1)
+                       tensor_parallel_size=1, pipeline_parallel_size=1,
+                       vllm_version=case.get("vllm_version", "0.26.0"))  # the release that logged the fixture
     parsed = engine_log.parse(read_log("serve-llama8b.log"))
     rows = engine_log.compare(plan, parsed)
     assert len(rows) == 7
@@ -258,6 +259,28 @@ def test_the_0_29_wording_of_the_breakdown_and_kv_lines():
     assert parsed["kv_cache_tokens"] == 911872
     assert parsed["max_concurrency"] == 6.96 and parsed["max_concurrency_tokens_per_request"] == 131072
     assert parsed["requested_memory_bytes"] == gib(128.62)
+
+
+# vLLM 0.34 (extensible KV cache): the lines as its source formats them (gpu_worker.py:796, extensible_kv_cache.py:693,
+# kv_cache_utils.py:1169 in the 0.34.0 sdist); the numbers are made up.
+V034_LOG = "\n".join([
+    "(EngineCore pid=77) INFO 12-01 10:00:01 [model_runner.py:442] Model loading took 14.99 GiB memory and 3.41 seconds",
+    "(EngineCore pid=77) INFO 12-01 10:00:09 [gpu_worker.py:796] Available KV cache memory: 112.28 GiB",
+    "(EngineCore pid=77) INFO 12-01 10:00:40 [extensible_kv_cache.py:693] Memory after warmup: 111.9 GiB free, 0.25 GiB "
+    "committed to the KV cache, 1.1 GiB kept for transient activations (1.1 GiB allocated at peak, 0.5 GiB of torch "
+    "reservation growth); 13608 KV cache blocks (106.31 GiB) fit within the requested 128.62 GiB. Torch may reserve "
+    "up to 17.4 GiB.",
+    "(EngineCore pid=77) INFO 12-01 10:00:40 [kv_cache_utils.py:1169] GPU KV cache size: 870,912 tokens, "
+    "Maximum concurrency for 131,072 tokens per request: 6.64x",
+])
+
+
+def test_the_0_34_extensible_kv_cache_line_is_the_kv_memory():
+    parsed = engine_log.parse(V034_LOG)
+    assert parsed["model_runner"] == "v2"
+    # Not the 112.28 GiB reserved before CUDA graphs and the margin.
+    assert parsed["kv_cache_memory_bytes"] == gib(106.31)
+    assert parsed["kv_cache_tokens"] == 870912 and parsed["max_concurrency"] == 6.64
 
 
 def _plan(tokens, min_concurrency=1, max_model_len=131072):

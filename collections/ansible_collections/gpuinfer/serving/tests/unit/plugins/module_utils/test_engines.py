@@ -42,7 +42,7 @@ PROBE = {"period_seconds": 10, "failure_threshold": 500}
 
 
 def vllm_spec(**changes):
-    spec = {"image": "vllm/vllm-openai:v0.29.0", "model": "org/model", "served_model_name": "m", "plan": PLAN,
+    spec = {"image": "vllm/vllm-openai:v0.34.0", "model": "org/model", "served_model_name": "m", "plan": PLAN,
             "download_dir": "/models", "nodes": 2, "launch_mode": "mp", "hf_token_secret": "hf", "probe": PROBE}
     spec.update(changes)
     return spec
@@ -101,8 +101,8 @@ def test_download_needs_a_repository_id():
 
 
 def test_driver_requirement_of_the_pinned_vllm_image():
-    assert image_driver_requirement("vllm/vllm-openai:v0.29.0") == {
-        "image": "vllm/vllm-openai:v0.29.0", "cuda": "13.0", "min_driver_major": 580}
+    assert image_driver_requirement("vllm/vllm-openai:v0.34.0") == {
+        "image": "vllm/vllm-openai:v0.34.0", "cuda": "13.0", "min_driver_major": 580}
     assert image_driver_requirement("example.com/custom:1") is None
 
 

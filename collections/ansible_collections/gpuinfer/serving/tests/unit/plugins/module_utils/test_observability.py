@@ -36,7 +36,7 @@ KUBE_PROMETHEUS_STACK_SIDECAR = {"label": "grafana_dashboard", "labelValue": "1"
 GRAFANA_CHART_SIDECAR = {"label": "grafana_dashboard", "labelValue": "", "searchNamespace": None}
 
 WAITING = {"vllm": "vllm:num_requests_waiting", "nim": "vllm:num_requests_waiting", "sglang": "sglang:num_queue_reqs"}
-CONTRACT = {"vllm": "vLLM 0.29.0", "nim": "vLLM 0.29.0", "sglang": "SGLang 0.5.23"}
+CONTRACT = {"vllm": "vLLM 0.34.0", "nim": "vLLM 0.34.0", "sglang": "SGLang 0.5.23"}
 
 
 def settings(engine="vllm", **overrides):
@@ -270,9 +270,9 @@ def test_the_checker_names_a_bogus_series():
     sglang_rule = by_kind(built("sglang"), "PrometheusRule")[0]
     sglang_rule["spec"]["groups"][0]["rules"][0]["expr"] = "sglang:token_usage_perc > 0.95"
     assert sorted(contracts.metric_violations([config_map, rule, sglang_rule])) == sorted([
-        "ConfigMap llm-grafana-dashboard: metric vllm:num_requests_bogus is not exported by vLLM 0.29.0",
-        "PrometheusRule llm: metric vllm:e2e_request_latency_seconds is not exported by vLLM 0.29.0",
-        "PrometheusRule llm: metric vllm:prompt_tokens is not exported by vLLM 0.29.0",
+        "ConfigMap llm-grafana-dashboard: metric vllm:num_requests_bogus is not exported by vLLM 0.34.0",
+        "PrometheusRule llm: metric vllm:e2e_request_latency_seconds is not exported by vLLM 0.34.0",
+        "PrometheusRule llm: metric vllm:prompt_tokens is not exported by vLLM 0.34.0",
         "PrometheusRule llm: metric sglang:token_usage_perc is not exported by SGLang 0.5.23",
         "ConfigMap llm-grafana-dashboard: series DCGM_FI_DEV_GPU_BOGUS is not in dcgm-exporter 4.5.3-4.8.2's default "
         "counters (etc/default-counters.csv and etc/dcp-metrics-included.csv)",

@@ -616,7 +616,7 @@ start_kwok() {
   step "start kwok $(component_version kwok) (simulated kubelets)"
   local cfg="$STATE_DIR/kwok.yaml" f
   : >"$cfg"
-  for f in kwok.yaml node-initialize.yaml node-heartbeat.yaml pod-ready.yaml pod-complete.yaml pod-delete.yaml; do
+  for f in kwok.yaml node-initialize.yaml node-heartbeat.yaml pod-ready.yaml pod-image-missing.yaml pod-complete.yaml pod-delete.yaml; do
     printf -- '---\n' >>"$cfg"
     cat "$SIM_DIR/kwok/$f" >>"$cfg"
   done

@@ -298,7 +298,7 @@ def test_sglang_llama405b_runs_its_server_on_two_h100_nodes(sim_cluster, deploye
 
 def test_nodes_with_a_driver_too_old_for_the_image_are_refused(sim_cluster):
     namespace = "e2e-old-driver"
-    # The simulated L40S pool runs R550; vllm/vllm-openai:v0.29.0 is built on CUDA 13.0 (R580+).
+    # The simulated L40S pool runs R550; vllm/vllm-openai:v0.34.0 is built on CUDA 13.0 (R580+).
     proc, _ = run_playbook(sim_cluster, "site.yml", "llama70b-tp8", namespace, extra_vars={
         "plan_model": "meta-llama/Llama-3.1-8B-Instruct", "plan_gpu": "L40S", "plan_gpus_per_node": 4,
         "plan_tensor_parallel_size": 1, "plan_max_model_len": 8192})

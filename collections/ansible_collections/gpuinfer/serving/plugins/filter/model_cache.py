@@ -29,7 +29,8 @@ def model_cache_existing_problems(resolved, known_objects, secret_lookup, claim_
     known = known_objects or {}
     found = _call(model_cache.found_from_lookups, known.get("secrets"), (secret_lookup or {}).get("results"))
     claim = _call(model_cache.claim_from, known.get("claims"), claim_lookup, resolved.get("existing_claim"))
-    return _call(model_cache.existing_problems, resolved, found, claim)
+    own = (known.get("claims") or {}).get(resolved.get("claim")) if not resolved.get("existing_claim") else None
+    return _call(model_cache.existing_problems, resolved, found, claim, own)
 
 
 class FilterModule(object):

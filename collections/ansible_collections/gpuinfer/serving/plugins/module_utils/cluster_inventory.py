@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from decimal import Decimal
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs, rollout
 
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -537,7 +537,7 @@ def detect_components(discovery, cluster_policies=None, api_services=None):
 # Objects of the target namespace a deploy needs (Secrets it refers to, a claim it reuses, the
 # download Job it waits for), summarised without Secret values.
 
-def summarize_namespace_objects(namespace, namespace_found, secrets, claims, jobs, wanted):
+def summarize_namespace_objects(namespace, namespace_found, secrets, claims, jobs, wanted, configmaps=None, workloads=None):
     """{namespace, exists, secrets, claims, jobs}: one entry per wanted name, found or not.
 
     ``secrets``/``claims``/``jobs``: the objects read (dicts in the API's form); ``wanted``:
@@ -546,7 +546,24 @@ def summarize_namespace_objects(namespace, namespace_found, secrets, claims, job
     """
     by_name = dict((kind, dict(((item.get("metadata") or {}).get("name"), item) for item in items or []))
                    for kind, items in (("secrets", secrets), ("claims", claims), ("jobs", jobs)))
-    result = {"namespace": namespace, "exists": bool(namespace_found), "secrets": {}, "claims": {}, "jobs": {}}
+    result = {"namespace": namespace, "exists": bool(namespace_found), "secrets": {}, "claims": {}, "jobs": {},
+              "configmaps": {}, "workloads": []}
+    configmaps_by_name = dict(((item.get("metadata") or {}).get("name"), item) for item in configmaps or [])
+    for name in wanted.get("configmaps") or []:
+        item = configmaps_by_name.get(name)
+        result["configmaps"][name] = {"exists": bool(item), "data": (item or {}).get("data") or {}}
+    for item in workloads or []:
+        metadata, spec, status = item.get("metadata") or {}, item.get("spec") or {}, item.get("status") or {}
+        want = int(spec.get("replicas", 1) or 0)
+        result["workloads"].append({
+            "api_version": item.get("apiVersion"),
+            "kind": item.get("kind"),
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace") or namespace,
+            "revision": (metadata.get("annotations") or {}).get(rollout.REVISION_ANNOTATION),
+            "resource_version": metadata.get("resourceVersion"),
+            "ready": int(status.get("readyReplicas") or 0) >= want and int(status.get("updatedReplicas") or 0) >= want,
+        })
     for name in wanted.get("secrets") or []:
         item = by_name["secrets"].get(name)
         result["secrets"][name] = ({"exists": True, "type": item.get("type"), "keys": sorted((item.get("data") or {}).keys())}
@@ -557,9 +574,10 @@ def summarize_namespace_objects(namespace, namespace_found, secrets, claims, job
             status = item.get("status") or {}
             requested = (((item.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
             result["claims"][name] = {"exists": True, "phase": status.get("phase"),
-                                      "capacity": (status.get("capacity") or {}).get("storage") or requested}
+                                      "capacity": (status.get("capacity") or {}).get("storage") or requested,
+                                      "access_modes": list((item.get("spec") or {}).get("accessModes") or [])}
         else:
-            result["claims"][name] = {"exists": False, "phase": None, "capacity": None}
+            result["claims"][name] = {"exists": False, "phase": None, "capacity": None, "access_modes": []}
     for name in wanted.get("jobs") or []:
         item = by_name["jobs"].get(name)
         if item:

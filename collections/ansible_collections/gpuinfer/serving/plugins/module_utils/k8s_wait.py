@@ -22,6 +22,8 @@ import re
 import ssl
 import time
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import rollout
+
 CONDITIONS = ("ready", "complete", "exists", "absent")
 
 # What the condition reads like in "while waiting for <object> <phrase>" and "<object> <timed out> after".
@@ -50,7 +52,7 @@ class WaitFailed(Exception):
     def __init__(self, msg, reason, result=None):
         super(WaitFailed, self).__init__(msg)
         self.msg = msg
-        self.reason = reason  # timeout | api_outage | api_error | job_failed | unsupported
+        self.reason = reason  # timeout | api_outage | api_error | job_failed | unsupported | stuck
         self.result = result or {}
 
 
@@ -469,7 +471,8 @@ class Waiter(object):
     """
 
     def __init__(self, fetch, target, condition, timeout=600, delay=5, api_outage_timeout=60, server="(unknown)",
-                 clock=time.monotonic, sleep=time.sleep, outage_limit_name=OUTAGE_LIMIT_NAME):
+                 clock=time.monotonic, sleep=time.sleep, outage_limit_name=OUTAGE_LIMIT_NAME,
+                 list_pods=None, stuck_timeout=0):
         if condition not in CONDITIONS:
             raise ValueError("unknown condition %r (expected one of %s)" % (condition, ", ".join(CONDITIONS)))
         self.fetch = fetch
@@ -487,6 +490,10 @@ class Waiter(object):
         self.resource = None
         self.verdict = None
         self.started = None
+        # ``list_pods()`` returns the workload's pods; their problems, lasting ``stuck_timeout`` s, end the wait early.
+        self.list_pods = list_pods
+        self.detector = rollout.StuckDetector(stuck_timeout) if list_pods is not None else None
+        self.pod_errors = 0
 
     def _result(self, now, ready, job_failed=False):
         result = {
@@ -501,6 +508,8 @@ class Waiter(object):
         }
         if self.condition == "complete":
             result["job_failed"] = job_failed
+        if self.detector is not None:
+            result["problems"] = self.detector.current
         return result
 
     def _fail(self, now, msg, reason, job_failed=False):
@@ -514,6 +523,8 @@ class Waiter(object):
                 state += "; last seen: %s" % self.verdict.summary
         else:
             state = self.verdict.summary if self.verdict is not None else "no answer yet"
+            if self.detector is not None and self.detector.current:
+                state += "; %s" % "; ".join(rollout.describe(p) for p in self.detector.current[:4])
         return "%s %s after %d s: %s" % (
             self.target.describe(), TIMEOUT_PHRASE[self.condition], _seconds(now - self.started), state)
 
@@ -527,6 +538,18 @@ class Waiter(object):
             WAITING_PHRASE[self.condition],
             self.outages.last_error,
         )
+
+    def _check_stuck(self, obj, now):
+        if self.detector is None or obj is None:
+            return
+        try:
+            pods = self.list_pods()
+        except Exception:  # pylint: disable=broad-except  # the object itself is polled; its pods are a diagnosis
+            self.pod_errors += 1
+            return
+        stuck = self.detector.observe(obj, pods, now)
+        if stuck:
+            self._fail(now, self.detector.message(self.target.describe(), stuck, now - self.started), "stuck")
 
     def run(self):
         """The result dict once the condition holds; raises WaitFailed otherwise."""
@@ -562,6 +585,7 @@ class Waiter(object):
                         "job_failed",
                         job_failed=True,
                     )
+                self._check_stuck(obj, now)
             elif self.outages.duration(now) > self.api_outage_timeout + OUTAGE_SLACK:
                 self._fail(now, self._outage_message(now), "api_outage")
             if now >= deadline:

@@ -191,11 +191,12 @@ def existing_secrets(settings):
             for variable, name, key in EXISTING_SECRETS if settings.get(name)]
 
 
-def existing_problems(resolved, found_secrets, claim):
+def existing_problems(resolved, found_secrets, claim, own_claim=None):
     """Problems with what the user named, from what the cluster holds (names and keys only, never values).
 
     ``resolved``: what resolve() returned; ``found_secrets``: {name: {exists, keys}}; ``claim``: None when no
-    existing claim was named, else {exists, capacity}.
+    existing claim was named, else {exists, capacity}; ``own_claim``: {exists, access_modes} of the claim the
+    collection creates, when read.
     """
     problems = []
     namespace = resolved["namespace"]
@@ -221,6 +222,16 @@ def existing_problems(resolved, found_secrets, claim):
             if capacity_bytes < int(weights_bytes):
                 problems.append("PersistentVolumeClaim %s holds %s (%d bytes), less than the model weights, %d bytes."
                                 % (name, capacity, capacity_bytes, int(weights_bytes)))
+    own = own_claim or {}
+    modes = own.get("access_modes") or []
+    if not name and own.get("exists") and modes and resolved.get("access_mode") not in modes:
+        # A claim's access mode is immutable: the apply would fail half-way, after the workload changed.
+        problems.append(
+            "PersistentVolumeClaim %s exists as %s, but this deploy needs %s (pods of more than one node or replica mount "
+            "it when it is ReadWriteMany), and a claim's access mode cannot change. Keep the mode (model_cache_access_mode=%s, "
+            "if the pods still fit one node), or delete the claim first (playbooks/teardown.yml -e gpuinfer_teardown_cache=true; "
+            "the model is downloaded again). Creating the cache with model_cache_access_mode=ReadWriteMany from the start "
+            "lets a deploy scale out later." % (resolved.get("claim"), "/".join(modes), resolved.get("access_mode"), modes[0]))
     return problems
 
 

@@ -308,6 +308,23 @@ def assign(req, candidates, label_order=None):
     return placements, free
 
 
+def surge_capacity(req, candidates, free_after, label_order=None):
+    """Whole replicas (at most ``req["replicas"]``) that still fit in what the placement left free.
+
+    A rolling update may surge only when a new replica fits beside every old one; the old pods' GPUs
+    count as taken here, since the caller placed every replica first.
+    """
+    if not candidates or req["replicas"] < 1:
+        return 0
+    remaining = []
+    for node in candidates:
+        copied = dict(node)
+        copied["gpu"] = dict(node["gpu"], free=free_after.get(node["name"], 0))
+        remaining.append(copied)
+    extra, _left = assign(dict(req, replicas=req["replicas"]), remaining, label_order)
+    return len([p for p in extra if p["placed"]])
+
+
 # --------------------------------------------------------------------------------------------- checks
 
 
@@ -761,6 +778,7 @@ def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployme
 
     findings = []
     placements = []
+    surge_replicas = None
     if req["fits"] is False:
         findings.append(_finding(
             ERROR, "PLAN_DOES_NOT_FIT",
@@ -773,7 +791,9 @@ def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployme
         if not isinstance(nodes, list):
             raise PlanCheckError("cluster.nodes must be the list gpu_cluster_info returns, got %r" % (type(nodes).__name__,))
         matching, candidates, reasons = classify_cluster_nodes(req, nodes, tolerations)
-        placements, _free = assign(req, candidates, req["gpu_labels"])
+        placements, free_after = assign(req, candidates, req["gpu_labels"])
+        if placements and all(p["placed"] for p in placements):
+            surge_replicas = surge_capacity(req, candidates, free_after, req["gpu_labels"])
         present = {}
         for node in nodes:
             gpu = node.get("gpu") or {}
@@ -832,6 +852,10 @@ def check_plan(plan_result, cluster=None, hosts=None, tolerations=None, deployme
         "warning_count": len(findings) - errors,
         "findings": findings,
         "candidate_nodes": placements,
+        # Replicas that fit beside the planned ones (None: no cluster read, or the plan does not fit); the
+        # rollout surges only when one does (workload.rollout_plan).
+        "surge_replicas": surge_replicas,
+        "spare_gpus": None if surge_replicas is None else surge_replicas * req["gpus_per_slot"] * req["slots_per_replica"],
         "requirements": dict((k, req[k]) for k in (
             "mode", "tensor_parallel_size", "pipeline_parallel_size", "replicas", "slots_per_replica", "gpus_per_slot",
             "gpu", "gpu_labels", "gpu_memory_gib")),

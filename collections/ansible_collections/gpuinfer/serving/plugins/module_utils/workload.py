@@ -19,7 +19,7 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes
+from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes, rollout as day2
 from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
 
 MANAGED_BY = "gpuinfer.serving"
@@ -281,6 +281,9 @@ def build_workload(spec):
                 "template": {"metadata": leader_meta, "spec": _pod_spec(spec, leader, {})},
             },
         }
+        if spec.get("progress_deadline_seconds"):
+            # Kubernetes' 600 s default would call a model still loading a failed rollout.
+            workload["spec"]["progressDeadlineSeconds"] = _whole("progress_deadline_seconds", spec["progress_deadline_seconds"], 1)
         pdb_selector = selector_labels(engine, instance)
     else:
         lws_spec = spec.get("lws") or {}
@@ -395,7 +398,8 @@ def build_engine_objects(plan, engine_name, settings):
         raise WorkloadError("the model cache mount path is empty: set inference_common_cache_mount_path")
     engine_settings["probe"] = startup_probe
     built = engine.containers(plan, layout, engine_settings)
-    spec.update(engine=engine.name, layout=layout, gpu_labels=(plan.get("plan") or {}).get("gpu_labels") or [],
+    rollout_deadline = startup_probe["budget_seconds"] + day2.ROLLOUT_SLACK_SECONDS
+    spec.update(engine=engine.name, layout=layout, progress_deadline_seconds=rollout_deadline, gpu_labels=(plan.get("plan") or {}).get("gpu_labels") or [],
                 leader_container=built["leader"], worker_container=built["worker"])
     pod = engine.pod(engine_settings)
     if pod.get("imagePullSecrets"):
@@ -412,6 +416,8 @@ def build_engine_objects(plan, engine_name, settings):
         "engine_args": built["engine_args"],
         "startup_probe": startup_probe,
         "rollout_reason": rollout_reason(spec),
+        "rollout_deadline_seconds": rollout_deadline,
+        "pod_selector": selector_labels(engine.name, spec["instance"]),
         "engine": engine.info(),
         "workload_name": spec["name"],
         "namespace": spec.get("namespace"),

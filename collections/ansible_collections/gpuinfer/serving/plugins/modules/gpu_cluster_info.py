@@ -78,6 +78,18 @@ options:
         type: list
         elements: str
         default: []
+      configmaps:
+        description: ConfigMap names; their data is returned (the deploy's revision history lives in one).
+        type: list
+        elements: str
+        default: []
+      workload_labels:
+        description:
+          - Labels (all must match) of the Deployments and LeaderWorkerSets to list, for example the instance's; a
+            deploy removes those it no longer builds (a change of layout or engine replaces the workload).
+          - Needs C(list) on Deployments, and on LeaderWorkerSets where the cluster serves them.
+        type: dict
+        default: {}
   gpu_resource:
     description:
       - Extended resource name counted as GPUs.
@@ -219,8 +231,10 @@ discovery:
 namespace_objects:
   description:
     - With O(namespace_objects), what exists in that namespace - C(namespace), C(exists), C(secrets) (name ->
-      C(exists), C(type), C(keys)), C(claims) (name -> C(exists), C(phase), C(capacity)) and C(jobs) (name -> C(exists),
-      C(succeeded), C(failed), C(complete), C(failed_condition)).
+      C(exists), C(type), C(keys)), C(claims) (name -> C(exists), C(phase), C(capacity), C(access_modes)), C(jobs) (name -> C(exists),
+      C(succeeded), C(failed), C(complete), C(failed_condition)), C(configmaps) (name -> C(exists), C(data)) and
+      C(workloads) (a list of C(api_version), C(kind), C(name), C(namespace), C(revision) - the
+      C(gpuinfer.serving/deploy-revision) annotation -, C(resource_version) and C(ready)).
   returned: when namespace_objects is given
   type: dict
 api_calls:
@@ -229,6 +243,11 @@ api_calls:
   type: int
   sample: 7
 """
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2
+    from urllib import quote
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inventory
@@ -359,7 +378,7 @@ class ClusterReader(object):
     def _list(self, path, wanted):
         return (self._get(path).get("items") or []) if wanted else []
 
-    def namespace_objects(self, wanted):
+    def namespace_objects(self, wanted, lws_served=False):
         namespace = wanted["namespace"]
         try:
             self._get("/api/v1/namespaces/%s" % namespace)
@@ -370,7 +389,18 @@ class ClusterReader(object):
         secrets = self._list("/api/v1/namespaces/%s/secrets" % namespace, wanted.get("secrets"))
         claims = self._list("/api/v1/namespaces/%s/persistentvolumeclaims" % namespace, wanted.get("claims"))
         jobs = self._list("/apis/batch/v1/namespaces/%s/jobs" % namespace, wanted.get("jobs"))
-        return inventory.summarize_namespace_objects(namespace, True, secrets, claims, jobs, wanted)
+        configmaps = self._list("/api/v1/namespaces/%s/configmaps" % namespace, wanted.get("configmaps"))
+        workloads = []
+        labels = wanted.get("workload_labels") or {}
+        if labels:
+            selector = quote(",".join("%s=%s" % (key, labels[key]) for key in sorted(labels)), safe="")
+            # List items carry no kind; the summary needs it.
+            workloads = [dict(item, apiVersion="apps/v1", kind="Deployment") for item in self._list(
+                "/apis/apps/v1/namespaces/%s/deployments?labelSelector=%s" % (namespace, selector), True)]
+            if lws_served:
+                workloads += [dict(item, apiVersion=inventory.LWS_GROUP + "/v1", kind="LeaderWorkerSet") for item in self._list(
+                    "/apis/%s/v1/namespaces/%s/leaderworkersets?labelSelector=%s" % (inventory.LWS_GROUP, namespace, selector), True)]
+        return inventory.summarize_namespace_objects(namespace, True, secrets, claims, jobs, wanted, configmaps, workloads)
 
     def gather(self, node_selector=None):
         requested, pod_count = self.requested_gpus()
@@ -406,6 +436,8 @@ ARGUMENT_SPEC = dict(
         secrets=dict(type="list", elements="str", default=[], no_log=False),
         claims=dict(type="list", elements="str", default=[]),
         jobs=dict(type="list", elements="str", default=[]),
+        configmaps=dict(type="list", elements="str", default=[]),
+        workload_labels=dict(type="dict", default={}),
     )),
     request_timeout=dict(type="int", default=60),
 )
@@ -427,7 +459,8 @@ def run(module):
     def read():
         result = reader.gather(params["node_selector"])
         if params["namespace_objects"]:
-            result["namespace_objects"] = reader.namespace_objects(params["namespace_objects"])
+            result["namespace_objects"] = reader.namespace_objects(
+                params["namespace_objects"], result["components"]["leaderworkerset"]["installed"])
         return result
 
     read_and_exit(module, client, reader, read, NEEDS, bad_response=(inventory.InventoryError,))

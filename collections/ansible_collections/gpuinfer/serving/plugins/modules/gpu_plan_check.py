@@ -74,7 +74,7 @@ options:
     default: false
   engine_image:
     description:
-      - The engine image the workload will run, such as C(vllm/vllm-openai:v0.29.0). When the CUDA release it is built
+      - The engine image the workload will run, such as C(vllm/vllm-openai:v0.34.0). When the CUDA release it is built
         on is known, nodes (or hosts) whose NVIDIA driver is older than that CUDA needs are an error (C(DRIVER_TOO_OLD)).
     type: str
 attributes:
@@ -162,6 +162,19 @@ candidate_nodes:
   elements: dict
   sample:
     - {replica: 1, placed: true, product: NVIDIA-H100-80GB-HBM3, nodes: [dgx-h100-0, dgx-h100-1], gpus_per_node: 8}
+surge_replicas:
+  description:
+    - Whole replicas that still fit in the GPUs left free once every planned replica is placed (this instance's own
+      engine pods count as free, as for the placement); V(null) without a cluster inventory or when the plan does not
+      fit. A rolling update surges only when it is at least 1.
+  returned: always
+  type: int
+  sample: 1
+spare_gpus:
+  description: The GPUs of RV(surge_replicas), the spare capacity the rollout strategy is chosen from (V(null) when unknown).
+  returned: always
+  type: int
+  sample: 8
 requirements:
   description: What the plan asks for as checked (mode, TP, PP, replicas, pods per replica, GPUs per pod, GPU).
   returned: always

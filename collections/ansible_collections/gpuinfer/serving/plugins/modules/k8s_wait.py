@@ -73,6 +73,24 @@ options:
       - Seconds between two polls.
     type: int
     default: 5
+  pod_selector:
+    description:
+      - Labels of the workload's pods (all must match). With O(condition=ready) or O(condition=complete) (a Job's
+        pods, for example C(job-name=<job>)), each poll also reads these pods in
+        O(namespace) and looks for what keeps them from ever becoming ready by themselves - an image that cannot be
+        pulled (C(ErrImagePull), C(ImagePullBackOff), C(InvalidImageName)), a container that cannot be created
+        (C(CreateContainerConfigError) and the like), C(CrashLoopBackOff) (with the last exit code), a pod the
+        scheduler cannot place (C(Unschedulable), with the scheduler's message) or a failed pod.
+      - A problem that lasts O(stuck_timeout) seconds fails the task at once with RV(failure=stuck), the pods and
+        reasons, and what to do. A Deployment past its C(progressDeadlineSeconds) (C(ProgressDeadlineExceeded)) fails it
+        at the next poll.
+    type: dict
+  stuck_timeout:
+    description:
+      - Seconds a pod problem found through O(pod_selector) may last before the rollout counts as stuck; V(0) reports
+        the problems in the timeout message only.
+    type: int
+    default: 0
   api_outage_timeout:
     description:
       - Seconds the API server may go without answering before the task fails (the roles of this collection set it
@@ -106,13 +124,16 @@ EXAMPLES = r"""
     delay: 10
     api_outage_timeout: "{{ gpuinfer_api_outage_timeout | default(60) }}"
 
-- name: Wait for the multi-node engine (every group Ready)
+- name: Wait for the multi-node engine (every group Ready), failing early on a stuck rollout
   gpuinfer.serving.k8s_wait:
     api_version: leaderworkerset.x-k8s.io/v1
     kind: LeaderWorkerSet
     namespace: llm-serving
     name: llama-405b
     timeout: 3600
+    pod_selector:
+      app.kubernetes.io/instance: llama-405b
+    stuck_timeout: 600
 
 - name: Wait for the model download Job
   gpuinfer.serving.k8s_wait:
@@ -193,11 +214,22 @@ longest_outage:
 failure:
   description:
     - Why the wait failed - V(timeout), V(api_outage) (the API server did not answer for longer than
-      O(api_outage_timeout)), V(api_error) (an error retrying cannot fix), V(job_failed) or V(unsupported)
-      (O(condition=complete) for a kind other than Job).
+      O(api_outage_timeout)), V(api_error) (an error retrying cannot fix), V(job_failed), V(stuck) (a pod problem
+      lasted O(stuck_timeout), or C(ProgressDeadlineExceeded)) or V(unsupported) (O(condition=complete) for a kind
+      other than Job).
   returned: failure
   type: str
   sample: api_outage
+problems:
+  description:
+    - With O(pod_selector) - what kept the workload's pods from becoming ready at the last poll, each with C(pod),
+      C(container), C(kind) (C(image), C(config), C(crash), C(unschedulable), C(failed) or C(deadline)), C(reason),
+      C(message) and C(seconds) (how long it has lasted).
+  returned: when O(pod_selector) is set and the object was read
+  type: list
+  elements: dict
+  sample: [{pod: llama-vllm-7c9d-abcde, container: vllm, kind: image, reason: ImagePullBackOff, seconds: 31.0,
+            message: 'Back-off pulling image "vllm/vllm-openai:v9.9.9"'}]
 api_server:
   description: URL of the API server polled.
   returned: always
@@ -260,6 +292,14 @@ class ObjectReader(object):
             target.namespace = None
         return "%s/%s/%s" % (base, plural, quote(target.name, safe=""))
 
+    def pod_lister(self, namespace, labels):
+        selector = ",".join("%s=%s" % (key, labels[key]) for key in sorted(labels))
+        path = "/api/v1/namespaces/%s/pods?labelSelector=%s" % (quote(namespace, safe=""), quote(selector, safe=""))
+
+        def list_pods():
+            return (self._get(path) or {}).get("items") or []
+        return list_pods
+
     def fetch(self):
         if self.path is None:
             self.path = self._resolve()
@@ -276,6 +316,8 @@ def run_module():
         timeout=dict(type="int", default=600),
         delay=dict(type="int", default=5),
         api_outage_timeout=dict(type="int", default=60),
+        pod_selector=dict(type="dict"),
+        stuck_timeout=dict(type="int", default=0),
     )
     argument_spec.update(AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -284,7 +326,7 @@ def run_module():
     if params["condition"] == "complete":
         empty["job_failed"] = False
     require_kubernetes(module, **empty)
-    for option, minimum in (("timeout", 0), ("delay", 1), ("api_outage_timeout", 1)):
+    for option, minimum in (("timeout", 0), ("delay", 1), ("api_outage_timeout", 1), ("stuck_timeout", 0)):
         if params[option] < minimum:
             module.fail_json(msg="%s must be at least %d seconds, got %s" % (option, minimum, params[option]), **empty)
 
@@ -303,6 +345,11 @@ def run_module():
 
     client = ApiClient(configuration)
     reader = ObjectReader(client, target, (min(CONNECT_TIMEOUT, params["api_outage_timeout"]), READ_TIMEOUT))
+    list_pods = None
+    if params["pod_selector"] and params["condition"] in ("ready", "complete"):
+        if not params["namespace"]:
+            module.fail_json(msg="pod_selector needs namespace (the pods are read there)", **empty)
+        list_pods = reader.pod_lister(params["namespace"], params["pod_selector"])
     waiter = waiting.Waiter(
         reader.fetch,
         target,
@@ -311,6 +358,8 @@ def run_module():
         delay=params["delay"],
         api_outage_timeout=params["api_outage_timeout"],
         server=host,
+        list_pods=list_pods,
+        stuck_timeout=params["stuck_timeout"],
     )
     failure = None
     try:

@@ -22,7 +22,7 @@ def settings(**overrides):
         access_mode="", mount_path="/models", existing_claim="", claim_name="llm-model-cache", hf_token_given=False,
         ngc_api_key_given=False, hf_token_existing_secret="", ngc_existing_secret="", pull_existing_secret="",
         hf_token_secret_name="llm-hf-token", ngc_secret_name="llm-ngc-api", pull_secret_name="llm-nvcr-pull",
-        render_mode=False, download=True, download_image="vllm/vllm-openai:v0.29.0", nim_image="", nim_profiles=[],
+        render_mode=False, download=True, download_image="vllm/vllm-openai:v0.34.0", nim_image="", nim_profiles=[],
         shm_size_override="", node_memory_bytes=0, shm_max_node_fraction=0.25)
     base.update(overrides)
     return base

@@ -496,9 +496,9 @@ def test_every_matching_node_excluded_says_so_and_condition_taints_are_not_to_be
 
 
 def test_nodes_on_a_driver_older_than_the_image_cuda_are_refused():
-    # The recorded nodes run R570: CUDA 13.0 (vllm/vllm-openai:v0.29.0) needs R580.
+    # The recorded nodes run R570: CUDA 13.0 (vllm/vllm-openai:v0.34.0) needs R580.
     result = pv.check_plan(plan(tp=8), cluster=recorded_cluster(), tolerations=[GPU_TOLERATION],
-                           engine_image="vllm/vllm-openai:v0.29.0")
+                           engine_image="vllm/vllm-openai:v0.34.0")
     old = finding(result, "DRIVER_TOO_OLD")
     assert old["severity"] == "error" and not result["ok"]
     assert "CUDA 13.0" in old["message"] and "R580" in old["message"] and "570.172.08" in old["message"]
@@ -511,7 +511,7 @@ def test_nodes_on_a_driver_older_than_the_image_cuda_are_refused():
 def test_host_driver_versions_are_checked_too():
     host = {"name": "gpu-a", "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559,
                                        "driver_version": "550.163.01"} for i in range(8)]}
-    result = pv.check_plan(plan(tp=8), hosts=[host], engine_image="vllm/vllm-openai:v0.29.0")
+    result = pv.check_plan(plan(tp=8), hosts=[host], engine_image="vllm/vllm-openai:v0.34.0")
     assert "gpu-a (550.163.01)" in finding(result, "DRIVER_TOO_OLD")["message"]
     fresh = dict(host, gpus=[dict(g, driver_version="580.95.05") for g in host["gpus"]])
-    assert "DRIVER_TOO_OLD" not in codes(pv.check_plan(plan(tp=8), hosts=[fresh], engine_image="vllm/vllm-openai:v0.29.0"))
+    assert "DRIVER_TOO_OLD" not in codes(pv.check_plan(plan(tp=8), hosts=[fresh], engine_image="vllm/vllm-openai:v0.34.0"))

@@ -165,6 +165,8 @@ def test_a_layout_change_replaces_the_deployment_with_a_leaderworkerset_and_roll
     assert sim_cluster.kubectl("get", "deployment", "-n", namespace, WORKLOAD, check=False).returncode != 0
     lws = kubectl_json(sim_cluster, "get", "leaderworkerset", "-n", namespace, WORKLOAD)
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2 and lws["status"]["readyReplicas"] == 1
+    # Two of the four A100 nodes are left free: a whole surge group fits, so the group rolls with maxSurge 1.
+    assert lws["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"]["maxSurge"] == 1
     group = settle(sim_cluster, namespace, "leaderworkerset.sigs.k8s.io/name=%s" % WORKLOAD, 2)
     assert len(group) == 2 and len(set(p["spec"]["nodeName"] for p in group)) == 2
 
@@ -207,3 +209,17 @@ def test_leaderworkerset_upgrade_without_spare_gpus_replaces_the_group_in_place(
         assert lws["status"]["readyReplicas"] == 1 and lws["status"]["updatedReplicas"] == 1
     finally:
         teardown(sim_cluster, scenario, namespace)
+
+
+def test_an_engine_change_replaces_the_vllm_workload_with_sglang(sim_cluster, namespace):
+    proc, _ = site(sim_cluster, namespace)
+    assert_ok(proc)
+    assert kubectl_json(sim_cluster, "get", "deployment", "-n", namespace, WORKLOAD)
+    proc, _ = site(sim_cluster, namespace, gpuinfer_engine="sglang")
+    assert_ok(proc)
+    assert sim_cluster.kubectl("get", "deployment", "-n", namespace, WORKLOAD, check=False).returncode != 0
+    sglang = settle(sim_cluster, namespace, "app.kubernetes.io/instance=%s,app.kubernetes.io/name=sglang" % INSTANCE, 1)
+    assert len(sglang) == 1 and sglang[0]["spec"]["containers"][0]["image"].startswith("lmsysorg/sglang:")
+    assert pods(sim_cluster, namespace, SELECTOR) == []
+    service = kubectl_json(sim_cluster, "get", "service", "-n", namespace, INSTANCE)
+    assert service["spec"]["selector"]["app.kubernetes.io/name"] == "sglang"

@@ -148,6 +148,14 @@ def test_workflow_plan_validate_deploy_verify_then_each_template(launch, sim_clu
         assert all(t.startswith("gpuinfer.serving.plan : ") for t in changed_tasks(again.stdout)), changed_tasks(again.stdout)
         assert e2e.snapshot(sim_cluster, namespace) == before
 
+        # Day 2 templates: one replica made a ReadWriteOnce cache, which two replicas on two nodes cannot share,
+        # so scale is refused before anything changes; one revision recorded, so rollback has nothing to return to.
+        scale = launch("gpuinfer scale", gpuinfer_replicas=2)
+        assert scale.rc != 0 and "access mode cannot change" in scale.stdout, scale.stdout[-3000:]
+        rollback = launch("gpuinfer rollback")
+        assert rollback.rc != 0 and "nothing before it to return to" in rollback.stdout, rollback.stdout[-3000:]
+        assert e2e.snapshot(sim_cluster, namespace) == before
+
         assert_ok(launch("gpuinfer teardown"))
         left = {k for k in e2e.snapshot(sim_cluster, namespace) if not k.startswith("configmaps/kube-root-ca")}
         # teardown keeps the model cache claim unless asked (its survey does not ask).

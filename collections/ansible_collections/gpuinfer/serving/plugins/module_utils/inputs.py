@@ -558,7 +558,7 @@ SHARED_INPUTS = {
     "gpuinfer_render_dir": STR,
     "gpuinfer_api_outage_timeout": POSITIVE,
     "gpuinfer_revisions_kept": _spec("int_range", min=1, max=50),
-    "gpuinfer_rollback_revision": POSITIVE,
+    "gpuinfer_rollback_revision": COUNT,  # 0: the revision before the running one
     "gpuinfer_plan_file": STR,
     "gpuinfer_verify_log": STR,
     "gpuinfer_verify_tolerance": _spec("number_range", min=0),

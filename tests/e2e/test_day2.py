@@ -125,6 +125,17 @@ def test_upgrade_with_a_spare_replica_surges(sim_cluster, namespace):
     assert len(after) == 3 and all("--enable-prefix-caching" in a for a in args_of(after))
     assert not set(p["metadata"]["name"] for p in before) & set(p["metadata"]["name"] for p in after)
 
+    # A new model revision: its download Job runs first, then the engine rolls onto it.
+    revision = "0e9e39f249a16976918f6564b8830bc894c89659"
+    proc, _ = site(sim_cluster, namespace, plan_replicas=3, vllm_extra_args=["--enable-prefix-caching"],
+                   model_cache_revision=revision)
+    assert_ok(proc)
+    jobs = kubectl_json(sim_cluster, "get", "jobs", "-n", namespace)["items"]
+    assert any(revision in " ".join(j["spec"]["template"]["spec"]["containers"][0].get("args", [])) and j["status"].get("succeeded")
+               for j in jobs), [j["metadata"]["name"] for j in jobs]
+    revised = settle(sim_cluster, namespace, SELECTOR, 3)
+    assert len(revised) == 3 and all("--revision=%s" % revision in a for a in args_of(revised))
+
 
 def test_scale_checks_the_cluster_first_and_keeps_the_autoscaler_floor(sim_cluster, namespace):
     proc, _ = site(sim_cluster, namespace, plan_replicas=1)

@@ -162,7 +162,7 @@ def bench_requested(core):
 
 
 def timed_runs(args):
-    from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import api_client as module_api_client
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.kube.k8s_auth import api_client as module_api_client
     from ansible_collections.gpuinfer.serving.plugins.modules.gpu_cluster_info import ClusterReader
 
     runs = []

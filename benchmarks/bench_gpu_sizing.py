@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, "collections")
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, model_catalog, sizing  # noqa: E402
 
 
 def percentile(samples, fraction):

@@ -358,10 +358,10 @@ def report(name, pinned, newest, rendered, context, accounting=None):
             lines.append("  memory accounting: no memory-accounting-%s.json (run tests/contracts/vllm/memory_accounting.py)"
                          % newest["version"])
         elif accounting.get("missing"):
-            lines.append("  memory accounting: source lines module_utils/sizing.py follows that %s no longer has (moved "
+            lines.append("  memory accounting: source lines module_utils/plan/sizing.py follows that %s no longer has (moved "
                          "or changed; check the planner): %s" % (newest["version"], ", ".join(accounting["missing"])))
         else:
-            lines.append("  memory accounting: all %d source lines module_utils/sizing.py follows are in %s"
+            lines.append("  memory accounting: all %d source lines module_utils/plan/sizing.py follows are in %s"
                          % (len(accounting.get("terms", [])), newest["version"]))
     return lines
 

@@ -101,7 +101,7 @@ def _options_outside_the_tables():
     from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
     table = dict(inputs.SHARED_INPUTS)
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
     for engine_table in [engine.inputs for engine in engines.ENGINES.values()]:
         table.update(engine_table)
     container = choices = None

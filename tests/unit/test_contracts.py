@@ -19,10 +19,11 @@ def test_every_pinned_version_has_its_contract(name):
 
 
 def test_the_engine_code_pins_the_same_vllm_release_as_the_role():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
-    assert engines.VLLM_VERSION == contracts.pinned_versions()["vllm"]
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
+    assert engine_facts.VLLM_VERSION == contracts.pinned_versions()["vllm"]
     assert contracts.load("vllm")["image"]["CUDA_VERSION"].startswith(
-        engines.image_driver_requirement("vllm/vllm-openai:v%s" % engines.VLLM_VERSION)["cuda"])
+        engines.image_driver_requirement("vllm/vllm-openai:v%s" % engine_facts.VLLM_VERSION)["cuda"])
 
 
 def _deployment(container):
@@ -57,7 +58,7 @@ def test_undocumented_nim_settings_and_unknown_metrics_are_named():
 
 
 def test_the_sglang_engine_pins_the_same_release_as_the_role():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_sglang
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_sglang
     assert engine_sglang.VERSION == contracts.pinned_versions()["sglang"]
     routes = contracts.load("sglang")["routes"]
     # The probes and the metrics path of the engine description are served by the pinned release.

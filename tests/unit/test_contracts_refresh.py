@@ -55,7 +55,7 @@ def test_nothing_rendered_is_gone():
     assert lines[2] == ("  rendered: 3 vllm serve flags, 1 VLLM_* variables, 1 vllm: series, 2 vllm bench serve flags: "
                         "all present in 1.1.0")
     assert "  changed for what is rendered: nothing" in lines
-    assert lines[-1] == "  memory accounting: all 3 source lines module_utils/sizing.py follows are in 1.1.0"
+    assert lines[-1] == "  memory accounting: all 3 source lines module_utils/plan/sizing.py follows are in 1.1.0"
 
 
 def test_a_removed_flag_variable_metric_and_bench_flag_are_named_with_where_they_are_rendered():
@@ -71,7 +71,7 @@ def test_a_removed_flag_variable_metric_and_bench_flag_are_named_with_where_they
     assert "vllm bench serve --max-concurrency is not a flag of vLLM 2.0.0  [demo: Job llm-benchmark container bench]" in text
     # A flag the collection does not render (--swap-space) is only counted.
     assert "--swap-space" not in text and "flags 4 -> 2 (+0 -2)" in text
-    assert lines[-1].startswith("  memory accounting: source lines module_utils/sizing.py follows that 2.0.0 no longer")
+    assert lines[-1].startswith("  memory accounting: source lines module_utils/plan/sizing.py follows that 2.0.0 no longer")
     assert lines[-1].endswith(": block_size")
 
 

@@ -18,7 +18,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections" / "ansible_collections" / "gpuinfer" / "serving"
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs  # noqa: E402
 
 # inputs.py check -> the argument-spec types it may sit beside.
 CHECK_TYPES = {
@@ -53,7 +54,7 @@ def _defaults():
 def _tables():
     tables = {"module_utils/inputs.py": inputs.SHARED_INPUTS}
     for name in engines.names():
-        tables["module_utils/engine_%s.py" % name] = engines.get(name).inputs
+        tables["module_utils/deploy/engines/engine_%s.py" % name] = engines.get(name).inputs
     return tables
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log, engine_sglang
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_log, engine_sglang
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "sglang" / ("sglang-%s.json" % engine_sglang.VERSION)
 GIB = 1024 ** 3

@@ -15,6 +15,9 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.layout import replica_layout  # noqa: E402
 from tests.contracts import check as contracts  # noqa: E402
 
 PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -31,7 +34,7 @@ PLAN_MULTI_REPLICA = {
     "params": 70553706496,
     "weights_bytes": 141107412992,
     "plan": {"tensor_parallel_size": 8, "pipeline_parallel_size": 1, "nodes": 1, "gpus_per_node": 8,
-             "gpus_per_replica": 8, "replicas": 2, "gpu": "H100-80GB"},
+             "gpus_per_replica": 8, "replicas": 2, "gpu": "H100-80GB", "layout": replica_layout(8, 1, 1, 8)},
 }
 # An 8B model on one GPU, one replica.
 PLAN_SINGLE = {
@@ -39,7 +42,7 @@ PLAN_SINGLE = {
     "params": 8030261248,
     "weights_bytes": 16060522496,
     "plan": {"tensor_parallel_size": 1, "pipeline_parallel_size": 1, "nodes": 1, "gpus_per_node": 1,
-             "gpus_per_replica": 1, "replicas": 1},
+             "gpus_per_replica": 1, "replicas": 1, "layout": replica_layout(1)},
 }
 # 405B over two nodes: TP 8 x PP 2.
 PLAN_MULTI_NODE = {
@@ -47,7 +50,7 @@ PLAN_MULTI_NODE = {
     "params": 405853388800,
     "weights_bytes": 811706777600,
     "plan": {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2, "gpus_per_node": 8,
-             "gpus_per_replica": 16, "replicas": 1},
+             "gpus_per_replica": 16, "replicas": 1, "layout": replica_layout(8, 2, 2, 8)},
 }
 
 

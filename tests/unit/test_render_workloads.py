@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT))
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils.probes import startup_probe_budget  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.probes import startup_probe_budget  # noqa: E402
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing  # noqa: E402
 from tests.contracts import check as contracts  # noqa: E402
 from tests.schemas import crds  # noqa: E402
@@ -509,8 +509,9 @@ def write_plan(tmp_path, base, **changes):
 BAD_INPUTS = {
     "plan-does-not-fit": (dict(fits=False, advice=["use 8 x H100-80GB"]), SECRETS,
                           "gpuinfer_plan.fits is false"),
-    "tp-larger-than-node": (dict(plan__tensor_parallel_size=16, plan__gpus_per_replica=16), SECRETS,
-                            "one pod would need 16 GPUs but a node has 8"),
+    # The plan's layout is gpu_sizing's: a parallel size edited afterwards no longer matches it.
+    "layout-disagrees-with-tp": (dict(plan__tensor_parallel_size=16, plan__gpus_per_replica=16), SECRETS,
+                                 "plan.layout holds 8 GPUs per replica but tensor_parallel_size x pipeline_parallel_size = 16"),
     "missing-hf-secret": ({}, ["-e", "gpuinfer_engine=vllm"], "vllm_hf_token_secret is empty"),
     "missing-ngc-secret": ({}, ["-e", "gpuinfer_engine=nim", "-e", "model_cache_pull_secret=nvcr-pull"],
                            "NIM needs two Secrets by name"),

@@ -12,7 +12,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT))
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_vllm, gpu_catalog, sizing  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_vllm  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, sizing  # noqa: E402
 from tests.contracts import check as contracts  # noqa: E402
 
 PINNED = contracts.pinned_versions()["vllm"]
@@ -55,7 +56,7 @@ PLANNER = {
 
 
 def _moe_and_dense():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import model_catalog
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import model_catalog
     for name in ("mistralai/Mixtral-8x7B-Instruct-v0.1", "meta-llama/Llama-3.1-8B-Instruct"):
         hf_id, config = model_catalog.lookup(name)
         yield sizing.ModelSpec(config, hf_id)

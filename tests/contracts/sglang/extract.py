@@ -165,7 +165,7 @@ def collect_routes(src) -> list[str]:
     return sorted(routes)
 
 
-# The start-up lines verify reads (module_utils/engine_log.py): where they are logged, and a marker each holds.
+# The start-up lines verify reads (module_utils/deploy/engines/engine_log.py): where they are logged, and a marker each holds.
 LOG_LINES = {
     "load_weight_end": ("sglang/srt/model_executor/model_runner.py", "Load weight end. "),
     "kv_cache_allocated": ("sglang/srt/mem_cache/memory_pool.py", "#tokens: "),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The source lines of a vLLM release that the planner's memory accounting follows, with their line numbers.
 
-``module_utils/sizing.py`` models vLLM's start-up accounting (what "GPU KV cache size: N tokens" comes out as).
+``module_utils/plan/sizing.py`` models vLLM's start-up accounting (what "GPU KV cache size: N tokens" comes out as).
 Each entry of TERMS below names one term of it: a source line of vLLM (a substring of exactly one line of
 the file, the first that holds it), the release that introduced it where the planner gates on that, and the
 planner constant or function that follows it. This script finds every line in a release's sdist and writes

@@ -23,7 +23,8 @@ from ansible.errors import AnsibleUndefinedVariable
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 
 try:
     import yaml
@@ -164,7 +165,7 @@ class ActionModule(ActionBase):
 
         problems = []
         if engine and engine not in engines.ENGINES:
-            problems.append("gpuinfer_engine=%s: allowed %s (registered in module_utils/engines.py)"
+            problems.append("gpuinfer_engine=%s: allowed %s (registered in module_utils/deploy/engines/registry.py)"
                             % (engine, ", ".join(engines.names())))
         unresolved = {}
         checked = set()

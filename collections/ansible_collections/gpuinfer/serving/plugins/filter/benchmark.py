@@ -3,9 +3,9 @@
 # Apache License 2.0 (see LICENSE)
 """Filters of the benchmark role: the load-generator Job, and what it measured next to the plan.
 
-The computation lives in module_utils (benchmark.py builds the Job, bench_log.py parses and compares), unit tested
-without Ansible; these filters only translate errors into AnsibleFilterError. Documentation: the .yml files of the
-same names.
+The computation lives in module_utils (deploy/benchmark.py builds the Job, deploy/engines/bench_log.py parses and
+compares), unit tested without Ansible; these filters only translate errors into AnsibleFilterError. Documentation:
+the .yml files of the same names.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,7 +24,7 @@ def _plain(value):
 
 def benchmark_job(plan, settings):
     # Imported here: Ansible loads every filter file of the collection whenever a task uses any of its filters.
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import benchmark
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import benchmark
 
     if not isinstance(plan, dict) or not isinstance(settings, dict):
         raise AnsibleFilterError("benchmark_job expects the gpu_sizing result and the settings (two dicts)")
@@ -37,7 +37,7 @@ def benchmark_job(plan, settings):
 
 
 def benchmark_compare(plan, log, source="benchmark output"):
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import bench_log
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import bench_log
 
     if not isinstance(plan, dict):
         raise AnsibleFilterError("benchmark_compare expects the gpu_sizing result (a dict), got %s" % type(plan).__name__)
@@ -52,7 +52,7 @@ def benchmark_compare(plan, log, source="benchmark output"):
 
 
 def benchmark_report_section(report_text, lines):
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import bench_log
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import bench_log
 
     return bench_log.append_section(report_text or "", [str(line) for line in lines or []])
 

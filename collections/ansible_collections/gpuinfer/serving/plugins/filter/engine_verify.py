@@ -57,9 +57,9 @@ from ansible.errors import AnsibleFilterError
 
 def engine_verify(plan, log, tolerance=10, source="engine log"):
     # Ansible loads every filter file of this collection, in the task's worker process, whenever a task
-    # uses any of its filters: the log parser (module_utils/engine_log.py) is imported here so that only
+    # uses any of its filters: the log parser (module_utils/deploy/engines/engine_log.py) is imported here so that only
     # the tasks calling this filter compile it.
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_log
 
     if not isinstance(plan, dict):
         raise AnsibleFilterError("engine_verify expects the gpu_sizing result (a dict), got %s" % type(plan).__name__)

@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE)
 """Filters that turn a gpu_sizing plan into inference workload objects.
 
-The computation lives in module_utils (probes, workload, engines) so it is unit
+The computation lives in module_utils (deploy/: probes, workload, service, engines/registry; plan/layout) so it is unit
 tested without Ansible; these filters only translate errors into AnsibleFilterError.
 """
 
@@ -13,7 +13,10 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs, layout, probes, service, workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import probes, service, workload
 
 
 def _call(function, *args, **kwargs):

@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE)
 """Filters over objects the API server returned: find one in an apply result, and say whether it is Ready.
 
-Readiness is module_utils/k8s_wait.py's, the same predicate the k8s_wait module waits on, so a
+Readiness is module_utils/kube/k8s_wait.py's, the same predicate the k8s_wait module waits on, so a
 re-run that finds its workload Ready already skips the wait for the same reason the wait would end.
 """
 
@@ -30,9 +30,9 @@ def applied_object(result, kind, name=None):
 def k8s_ready(obj, condition="ready"):
     """True when ``obj`` (as the API server returned it) meets ``condition`` (ready, complete, exists)."""
     # Ansible loads every filter file of this collection, in the task's worker process, whenever a task
-    # uses any of its filters: the waiting code (module_utils/k8s_wait.py, with ssl) is imported here so that only
+    # uses any of its filters: the waiting code (module_utils/kube/k8s_wait.py, with ssl) is imported here so that only
     # the tasks calling this filter compile it.
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_wait
 
     if not obj:
         return False

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpuinfer.serving contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of the model_cache role: its decisions in one call each (module_utils/model_cache.py)."""
+"""Filters of the model_cache role: its decisions in one call each (module_utils/deploy/model_cache.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import model_cache
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import model_cache
 
 
 def _call(function, *args):

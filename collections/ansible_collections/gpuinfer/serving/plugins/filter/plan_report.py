@@ -44,7 +44,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.plan_report import render_report
 
 
 def plan_report(result, verification=None):
@@ -53,7 +53,7 @@ def plan_report(result, verification=None):
     lines = render_report(result)
     if verification:
         # Only a verified plan needs the log parser's module (see engine_verify.py for why it is imported here).
-        from ansible_collections.gpuinfer.serving.plugins.module_utils.engine_log import render_verification
+        from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines.engine_log import render_verification
 
         lines.extend([""] + render_verification(verification))
     return lines

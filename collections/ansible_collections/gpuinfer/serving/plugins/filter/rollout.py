@@ -3,7 +3,7 @@
 # Apache License 2.0 (see LICENSE)
 """Filters for day-2 rollouts: the revision stamp, the revision history and the rollback plan.
 
-The logic lives in module_utils/rollout.py; these filters translate its errors into AnsibleFilterError.
+The logic lives in module_utils/deploy/rollout.py; these filters translate its errors into AnsibleFilterError.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,7 +12,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs, rollout
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import rollout
 
 
 def _call(function, *args):

@@ -55,7 +55,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils.shm import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.shm import (
     DEFAULT_MAX_NODE_FRACTION,
     shm_size_for_plan,
 )

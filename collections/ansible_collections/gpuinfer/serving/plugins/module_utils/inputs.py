@@ -251,16 +251,23 @@ def _to_int(value, what):
     raise InputError("must be %s, got %s" % (what, _kind(value)))
 
 
-def whole_number(value, minimum=1):
-    """``value`` as an int >= ``minimum`` (an int, an integral float or a string of digits, never a bool), else None.
+def whole_number(value, minimum=1, name=None, error=None):
+    """``value`` as an int >= ``minimum`` (an int, an integral float or a string of digits, never a bool).
 
-    The collection's one reading of "a positive integer": each caller raises its own error with its own wording.
+    The collection's one reading of "a positive integer" (``minimum`` 1) or "a whole number >= minimum". An unusable
+    value gives None, or with ``error`` (an exception class, or any callable taking the message) raises
+    ``error("<name> must be a positive integer, got <value>")`` ("a whole number >= <minimum>" for another minimum).
     """
     try:
         number = _to_int(value, "a whole number")
-    except InputError:
+    except (InputError, OverflowError, ValueError):  # inf and nan are floats too
+        number = None
+    if number is not None and number >= minimum:
+        return number
+    if error is None:
         return None
-    return number if number >= minimum else None
+    raise error("%s must be %s, got %r" % (name or "value", "a positive integer" if minimum == 1 else "a whole number >= %d" % minimum,
+                                           value))
 
 
 def check_port(value):
@@ -758,7 +765,6 @@ SHARED_INPUTS = {
 # A variable whose name starts with one of these belongs to the collection: it must be declared somewhere in it.
 COLLECTION_PREFIXES = ("plan_", "gpuinfer_", "vllm_", "nim_", "sglang_", "model_cache_", "inference_service_",
                        "inference_common_", "gpu_operator_", "verify_", "benchmark_", "manifests_")
-UNKNOWN_VARIABLES_CHOICES = ("fail", "warn", "ignore")
 _TASK_LISTS = ("block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers")
 _SET_FACT = ("ansible.builtin.set_fact", "set_fact")
 

@@ -18,7 +18,7 @@ description:
     names are DNS subdomains, sizes are Kubernetes quantities, lists are lists, mount paths are absolute, URLs are
     http(s)) is in C(plugins/module_utils/inputs.py) (C(SHARED_INPUTS)). The engine roles' own variables (C(vllm_*),
     C(nim_*), C(sglang_*)) are checked too, each from its engine description's table (C(inputs) of the C(Engine) in
-    C(plugins/module_utils/engine_vllm.py), C(engine_nim.py), C(engine_sglang.py)), for every engine whatever
+    C(plugins/module_utils/deploy/engines/engine_vllm.py), C(engine_nim.py), C(engine_sglang.py)), for every engine whatever
     O(engine) says.
   - Also reads every role argument spec of the collection and refuses, for each option that is defined, a value that
     is not a real list or dict where the spec declares C(type=list) or C(type=dict) (Ansible's own validation would
@@ -38,7 +38,7 @@ author:
 options:
   engine:
     description:
-      - The engine the play deploys, one of the engines registered in C(plugins/module_utils/engines.py) - C(vllm),
+      - The engine the play deploys, one of the engines registered in C(plugins/module_utils/deploy/engines/registry.py) - C(vllm),
         C(nim) or C(sglang). Only the name is validated; another value fails naming the registered engines.
       - It does not choose which variables are checked - every engine's own variables are checked whatever it says.
       - Unset or empty, no engine name is checked.

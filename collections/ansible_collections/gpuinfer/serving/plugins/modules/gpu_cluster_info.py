@@ -250,8 +250,8 @@ except ImportError:  # pragma: no cover - Python 2
     from urllib import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inventory
-from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import cluster_inventory as inventory
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube.k8s_auth import (
     AGGREGATED_DISCOVERY_ACCEPT,
     AUTH_ARG_SPEC,
     ApiException,

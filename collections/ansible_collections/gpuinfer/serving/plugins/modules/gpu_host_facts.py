@@ -257,7 +257,7 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpuinfer.serving.plugins.module_utils.gpu_topology import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster.gpu_topology import (
     QUERY_GPU_FIELDS,
     GpuTopologyParseError,
     build_host_facts,

@@ -189,8 +189,8 @@ messages:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster_inventory import InventoryError, parse_quantity
-from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_validation import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster.cluster_inventory import InventoryError, parse_quantity
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster.plan_validation import (
     DEPLOYMENT_MODES,
     PlanCheckError,
     check_plan,

@@ -392,7 +392,7 @@ performance:
   description:
     - Predicted serving speed of one replica of the plan on vLLM (C(engine_model); NIM runs vLLM inside and follows it)
       under closed-loop loads of O(concurrency) clients sending O(input_len)/O(output_len) requests, from the GPU's
-      datasheet bandwidth and TFLOP/s and the plan's per-GPU weights and KV bytes (module_utils/performance.py documents
+      datasheet bandwidth and TFLOP/s and the plan's per-GPU weights and KV bytes (module_utils/plan/performance.py documents
       every term; fitted on real vLLM 0.26 runs on one H100, within 15% of their TPOT and throughput).
     - C(points) holds one entry per concurrency - C(ttft_ms) and C(tpot_ms) (median request; C(tpot_ms) is null when
       O(output_len) is 1), C(output_tokens_per_s), C(requests_per_s), and C(bound), the dominant cost of a decode step
@@ -408,7 +408,7 @@ performance:
            peak_output_tokens_per_s: 5125.1, assumptions: ["NIM runs vLLM inside for these models and follows the same model"]}
 slo:
   description:
-    - The SLO plan (module_utils/slo.py documents every step). C(ttft_ms), C(tpot_ms), C(request_rate) are the targets
+    - The SLO plan (module_utils/plan/slo.py documents every step). C(ttft_ms), C(tpot_ms), C(request_rate) are the targets
       (null where not set), C(input_len)/C(output_len) the load they are predicted for; C(met) says whether a layout the
       plan may take meets them all.
     - C(chosen) is the layout the plan follows (null when none meets) - C(tensor_parallel_size),
@@ -445,6 +445,7 @@ files:
 """
 
 import copy
+import functools
 import json
 import os
 import stat
@@ -453,10 +454,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
-from ansible_collections.gpuinfer.serving.plugins.module_utils import performance
-from ansible_collections.gpuinfer.serving.plugins.module_utils import slo
-from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts, gpu_catalog, model_catalog, performance, sizing, slo
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.plan_report import render_report
 
 # The options, shared by the module (main()) and the action plugin of the same name (plugins/action/gpu_sizing.py),
 # which runs run() in-process on the controller.
@@ -480,7 +480,7 @@ ARGUMENT_SPEC = dict(
     replicas=dict(type="int", default=1),
     served_model_name=dict(type="str"),
     vllm_version=dict(type="str"),
-    engine=dict(type="str", default="vllm", choices=list(sizing.ENGINES)),
+    engine=dict(type="str", default="vllm", choices=list(engine_facts.NAMES)),
     fail_on_no_fit=dict(type="bool", default=True),
     output_dir=dict(type="path"),
     input_len=dict(type="int", default=1024),
@@ -574,7 +574,7 @@ def size(params):
 
 
 def plan_to_slo(spec, model_id, hub_id, plan_kwargs, result, goals, params):
-    """The result replanned on the layout and replicas that meet the SLO with the fewest GPUs (module_utils/slo.py),
+    """The result replanned on the layout and replicas that meet the SLO with the fewest GPUs (module_utils/plan/slo.py),
     with ``slo`` added; the plan stands (slo.met=false, and a warning) when none meets it."""
     try:
         found = slo.plan_for_slo(spec, model_id, hub_id, plan_kwargs, result, goals, params.get("input_len", 1024),
@@ -605,11 +605,10 @@ PERFORMANCE_ASSUMPTIONS = [
 
 def predict_performance(spec, gpu_spec, result, params):
     """result["performance"]: predicted TTFT/TPOT/throughput of the plan (None without a catalog GPU or a fit)."""
-    input_len = params.get("input_len", 1024)
-    output_len = params.get("output_len", 128)
-    for name, value in (("input_len", input_len), ("output_len", output_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise sizing.SizingError(name, "%s=%r must be a positive integer (tokens per request)" % (name, value))
+    input_len, output_len = (
+        inputs.whole_number(params.get(name, default), name="%s (tokens per request)" % name,
+                            error=functools.partial(sizing.SizingError, name))
+        for name, default in (("input_len", 1024), ("output_len", 128)))
     plan = result["plan"]
     try:
         levels = performance.normalize_concurrency(params.get("concurrency"), plan["max_num_seqs"])
@@ -662,7 +661,7 @@ def render_plan_files(document):
     """{file name: text} of plan.yml, plan.json and plan-report.txt, as the plan role's filters rendered them.
 
     plan.yml: ``to_nice_yaml(indent=2, sort_keys=false)``; plan.json: ``to_nice_json`` and a newline;
-    plan-report.txt: the lines of the ``plan_report`` filter (module_utils.plan_report.render_report) and a newline.
+    plan-report.txt: the lines of the ``plan_report`` filter (module_utils.plan.plan_report.render_report) and a newline.
     """
     if not HAS_YAML:
         raise GpuSizingFailure("writing plan.yml needs PyYAML (python3-yaml) where gpu_sizing runs (field: output_dir)", dict(field="output_dir"))

@@ -171,8 +171,8 @@ api_calls:
 import threading
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_labelled as labelled
-from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_labelled as labelled
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube.k8s_auth import (
     AUTH_ARG_SPEC,
     ApiException,
     api_client,

@@ -243,8 +243,8 @@ except ImportError:  # pragma: no cover - Python 2
     from urllib import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait as waiting
-from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_wait as waiting
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube.k8s_auth import (
     AUTH_ARG_SPEC,
     authenticate,
     build_configuration,

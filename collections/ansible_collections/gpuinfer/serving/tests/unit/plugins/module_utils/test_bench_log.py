@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import bench_log
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import bench_log
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 BENCH = fixture_dir(os.path.join("vllm-perf", "bench"), "bench-c1.txt")

@@ -12,7 +12,8 @@ import shlex
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import bench_log, benchmark, engine_base, workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import bench_log, engine_base
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import benchmark, workload
 
 PLAN = {"model": {"hf_id": "meta-llama/Llama-3.1-8B-Instruct", "revision": "main"},
         "performance": {"points": [

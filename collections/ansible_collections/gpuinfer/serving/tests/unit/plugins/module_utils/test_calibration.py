@@ -13,7 +13,8 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log, gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_log
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, model_catalog, sizing
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 
 GIB = 1024 ** 3

@@ -17,7 +17,8 @@ import re
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_log, engine_sglang, gpu_catalog, sizing, sizing_sglang
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_log
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts, gpu_catalog, sizing, sizing_sglang
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 GIB = 1024 ** 3
@@ -135,15 +136,23 @@ def test_memory_terms_match_sglangs_lines(results, name):
     assert result["plan"]["mem_fraction_static"] == _case["mem_fraction_static"]
 
 
+def default_mem_fraction_static(gpu_mem_mib, tp, pp, chunked_prefill_size=None):
+    """SGLang's own --mem-fraction-static when none is given: round((gpu_mem - reserved) / gpu_mem, 3), gpu_mem being
+    the GPU's memory capacity in MiB (``get_device_memory_capacity``); the planner renders the same reserve from the
+    CUDA total, rounded down (sizing_sglang.planned_mem_fraction_static)."""
+    activation, graph = sizing_sglang.default_reserved_mb(gpu_mem_mib, tp, pp, chunked_prefill_size)
+    return round((gpu_mem_mib - activation - graph) / float(gpu_mem_mib), 3)
+
+
 def test_sglang_default_fraction_for_an_h100_is_083():
     """memory_hook.handle_gpu_memory_settings on an H100 (nvidia-smi 81559 MiB), TP1, chunked prefill 8192, CUDA graphs:
     reserve 512 + 1.5 x 8192 + 128 + 2 x 256 (decode graphs) + 8 x 58 (prefill graph token counts) = 13904 MiB."""
     assert len(sizing_sglang.prefill_cuda_graph_batch_sizes(8192)) == 58
     activation, graph = sizing_sglang.default_reserved_mb(H100_NVIDIA_SMI_MIB, 1, 1, 8192)
     assert activation + graph == 13904
-    assert sizing_sglang.default_mem_fraction_static(H100_NVIDIA_SMI_MIB, 1, 1, 8192) == 0.83
+    assert default_mem_fraction_static(H100_NVIDIA_SMI_MIB, 1, 1, 8192) == 0.83
     # TP8 adds 7/8 GiB and 512 decode graph slots (15312 MiB); a small chunk keeps the 10 GiB floor above 60 GiB.
-    assert sizing_sglang.default_mem_fraction_static(H100_NVIDIA_SMI_MIB, 8, 1, 8192) == round((81559 - 15312) / 81559.0, 3)
+    assert default_mem_fraction_static(H100_NVIDIA_SMI_MIB, 8, 1, 8192) == round((81559 - 15312) / 81559.0, 3)
     assert sum(sizing_sglang.default_reserved_mb(H100_NVIDIA_SMI_MIB, 1, 1, 2048)) == 10 * 1024
 
 
@@ -156,11 +165,11 @@ def test_rendered_fraction_leaves_sglangs_default_reserve(results):
     activation_mb, graph_mb = sizing_sglang.default_reserved_mb(H100_NVIDIA_SMI_MIB, 1, 1, 8192, 1024)
     assert plan["mem_fraction_static"] <= 0.83
     assert (1 - plan["mem_fraction_static"]) * case["total_bytes"] >= (activation_mb + graph_mb) * MIB
-    flags = engine_sglang.plan_flags(planned)
+    flags = engine_facts.sglang_plan_flags(planned)
     assert "--mem-fraction-static=%s" % plan["mem_fraction_static"] in flags
     forced = results["serve-rendered-args"][2]
     assert any("mem_fraction_static=0.92 leaves" in warning and "SGLang's own default" in warning for warning in forced["warnings"])
-    assert "--mem-fraction-static=0.92" in engine_sglang.plan_flags(forced)
+    assert "--mem-fraction-static=0.92" in engine_facts.sglang_plan_flags(forced)
     print("\nserve-rendered-args: rendered 0.92 -> planned default %s (reserve %.1f GiB before graphs, SGLang's %.1f GiB)"
           % (plan["mem_fraction_static"], planned["memory_per_gpu"]["runtime_reserve"] / float(GIB),
              (activation_mb + graph_mb) / 1024.0))

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import cluster_inventory as inv
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 
 

@@ -6,9 +6,13 @@ import shlex
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_nim, engine_vllm, layout
-from ansible_collections.gpuinfer.serving.plugins.module_utils.engines import (
-    EngineError, hf_cache_env, hf_download_args, image_driver_requirement, vllm_engine_args, vllm_plan_flags)
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_nim, engine_vllm, registry
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines.registry import (
+    EngineError, hf_cache_env, hf_download_args, image_driver_requirement)
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts, layout
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.engine_facts import vllm_plan_flags
+
+vllm_engine_args = engine_vllm.engine_args
 
 
 def _containers(engine, spec, cache_key):
@@ -69,11 +73,20 @@ def test_quantization_flag_only_for_online_fp8(sizing, expected):
     assert [f for f in flags if f.split("=")[0] in ("--quantization", "--dtype")] == expected
 
 
-def test_plans_written_before_quantize_online_still_get_the_right_flags():
-    old = {"model": {"native_dtype": "int4"}, "plan": dict(PLAN["plan"], dtype="int4", quantization="awq")}
+def test_the_flags_follow_the_plan_keys_only():
+    """plan.quantize_online and plan.checkpoint_dtype decide; the model's native dtype is not consulted."""
+    sizing = dict(PLAN["plan"], dtype="fp8")
     for key in ("quantize_online", "checkpoint_dtype"):
-        old["plan"].pop(key)
-    assert not [f for f in vllm_plan_flags(old) if f.startswith("--quantization")]
+        sizing.pop(key)
+    flags = vllm_plan_flags({"model": {"native_dtype": "bf16"}, "plan": sizing})
+    assert not [f for f in flags if f.startswith(("--quantization", "--dtype"))]
+
+
+def test_the_registry_and_the_planner_know_the_same_engines():
+    assert registry.names() == sorted(engine_facts.NAMES)
+    for name in engine_facts.NAMES:
+        assert registry.get(name).title == engine_facts.TITLES[name]
+    assert engine_vllm.VERSION == engine_facts.VLLM_VERSION
 
 
 @pytest.mark.parametrize("bad", ["--enforce-eager", {"a": 1}, 3])
@@ -194,9 +207,8 @@ def test_nim_without_passthrough_refuses_extra_args():
 
 
 def test_sglang_renders_the_plans_mem_fraction_static_and_falls_back_to_gpu_memory_utilization():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_sglang
     vllm_plan = {"model": PLAN["model"], "plan": dict(PLAN["plan"], kv_cache_dtype="auto")}
-    assert "--mem-fraction-static=0.9" in engine_sglang.plan_flags(vllm_plan)
+    assert "--mem-fraction-static=0.9" in engine_facts.sglang_plan_flags(vllm_plan)
     sglang_plan = {"model": PLAN["model"], "plan": dict(vllm_plan["plan"], engine="sglang", mem_fraction_static=0.828)}
-    flags = engine_sglang.plan_flags(sglang_plan)
+    flags = engine_facts.sglang_plan_flags(sglang_plan)
     assert "--mem-fraction-static=0.828" in flags and "--mem-fraction-static=0.9" not in flags

@@ -5,7 +5,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog
 
 GIB = 1024 ** 3
 

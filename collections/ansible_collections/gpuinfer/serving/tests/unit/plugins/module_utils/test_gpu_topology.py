@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_topology
-from ansible_collections.gpuinfer.serving.plugins.module_utils.gpu_topology import GpuTopologyParseError
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import gpu_topology
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster.gpu_topology import GpuTopologyParseError
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 

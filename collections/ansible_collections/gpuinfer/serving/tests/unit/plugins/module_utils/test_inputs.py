@@ -10,7 +10,8 @@ import pytest
 import yaml
 from ansible.errors import AnsibleUndefinedVariable
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
 from ansible_collections.gpuinfer.serving.plugins.module_utils.inputs import (
     SHARED_INPUTS,
     InputError,

@@ -17,8 +17,8 @@ kubernetes = pytest.importorskip("kubernetes")
 
 from kubernetes.client import rest  # noqa: E402
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_auth  # noqa: E402
-from ansible_collections.gpuinfer.serving.plugins.module_utils.k8s_auth import ApiException  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_auth  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube.k8s_auth import ApiException  # noqa: E402
 # The fake HTTP layer gpu_cluster_info's tests use.
 from ansible_collections.gpuinfer.serving.tests.unit.plugins.modules.test_gpu_cluster_info import (  # noqa: E402
     FakeHTTPResponse,

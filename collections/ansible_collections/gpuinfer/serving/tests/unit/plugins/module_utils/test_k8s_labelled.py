@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_labelled as kl
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_labelled as kl
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 
 FIXTURES = fixture_dir("k8s_api", "discovery-aggregated-full.json")

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait as kw
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_wait as kw
 
 SERVER = "https://127.0.0.1:29443"
 DEPLOYMENT = kw.Target("apps/v1", "Deployment", "llama-vllm", "llm-serving")

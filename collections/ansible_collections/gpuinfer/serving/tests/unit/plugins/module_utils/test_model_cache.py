@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""module_utils/model_cache.py: the model cache's decisions, rule by rule."""
+"""module_utils/deploy/model_cache.py: the model cache's decisions, rule by rule."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -8,11 +8,13 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import model_cache
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import model_cache
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.layout import replica_layout
 
 WEIGHTS = 141107412992  # Llama-3.1-70B in BF16
 PLAN = {"weights_bytes": WEIGHTS, "model": {"id": "meta-llama/Llama-3.1-70B-Instruct"},
-        "plan": {"tensor_parallel_size": 8, "pipeline_parallel_size": 1, "nodes": 1, "replicas": 1, "gpus_per_node": 8}}
+        "plan": {"tensor_parallel_size": 8, "pipeline_parallel_size": 1, "nodes": 1, "replicas": 1, "gpus_per_node": 8,
+                 "layout": replica_layout(8, 1, 1, 8)}}
 
 
 def settings(**overrides):
@@ -38,7 +40,7 @@ def test_claim_is_the_weights_plus_headroom_in_whole_gib():
 
 
 def test_a_plan_over_several_nodes_shares_the_claim_and_warns_on_a_single_node_mode():
-    plan = dict(PLAN, plan=dict(PLAN["plan"], nodes=2))
+    plan = dict(PLAN, plan=dict(PLAN["plan"], nodes=2, layout=replica_layout(8, 1, 2, 8)))
     assert model_cache.resolve(settings(), plan)["access_mode"] == "ReadWriteMany"
     resolved = model_cache.resolve(settings(access_mode="ReadWriteOnce"), plan)
     assert resolved["access_mode"] == "ReadWriteOnce"

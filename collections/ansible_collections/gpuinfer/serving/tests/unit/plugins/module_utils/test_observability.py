@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""module_utils/observability.py: the Grafana dashboard and the PrometheusRule of each engine's endpoint."""
+"""module_utils/deploy/observability.py: the Grafana dashboard and the PrometheusRule of each engine's endpoint."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,7 +13,8 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, observability, service
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import observability, service
 
 ROOT = pathlib.Path(__file__).resolve().parents[8]
 sys.path.insert(0, str(ROOT))

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, performance, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, performance, sizing
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 

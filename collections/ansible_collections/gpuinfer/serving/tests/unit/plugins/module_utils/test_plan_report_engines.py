@@ -7,9 +7,9 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import (
-    engine_nim, engine_sglang, engine_vllm, gpu_catalog, model_catalog, sizing)
-from ansible_collections.gpuinfer.serving.plugins.module_utils.plan_report import render_report
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_nim
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts, gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.plan_report import render_report
 
 
 def plan_for(engine, **options):
@@ -35,7 +35,7 @@ def test_a_vllm_plan_prints_its_vllm_args_under_vllm():
     assert "engine" not in result["plan"]
     lines = render_report(result)
     assert flags_titles(lines) == ["vLLM flags:"]
-    assert section(lines, "vLLM flags:") == [" ".join(engine_vllm.plan_flags(result) + ["--served-model-name=llama"])]
+    assert section(lines, "vLLM flags:") == [" ".join(engine_facts.vllm_plan_flags(result) + ["--served-model-name=llama"])]
     assert section(lines, "vLLM flags:") == [" ".join(result["vllm_args"])]
 
 
@@ -44,10 +44,10 @@ def test_an_sglang_plan_prints_sglangs_server_arguments():
     lines = render_report(result)
     assert flags_titles(lines) == ["SGLang flags:"]
     (flags,) = section(lines, "SGLang flags:")
-    assert flags == " ".join(engine_sglang.plan_flags(result))
+    assert flags == " ".join(engine_facts.sglang_plan_flags(result))
     # The served model name the plan was given, in SGLang's flag, as vLLM's section shows it.
     named = plan_for("sglang", served_model_name="llama")
-    assert section(render_report(named), "SGLang flags:") == [" ".join(engine_sglang.plan_flags(named) + ["--served-model-name=llama"])]
+    assert section(render_report(named), "SGLang flags:") == [" ".join(engine_facts.sglang_plan_flags(named) + ["--served-model-name=llama"])]
     # SGLang's names, the plan's fraction: nothing of vLLM's vocabulary.
     assert "--tp-size=1" in flags and "--mem-fraction-static=%s" % result["plan"]["mem_fraction_static"] in flags
     assert "--context-length=%d" % result["plan"]["max_model_len"] in flags

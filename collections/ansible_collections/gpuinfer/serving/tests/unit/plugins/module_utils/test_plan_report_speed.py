@@ -3,7 +3,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import plan_report
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import plan_report
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 
 

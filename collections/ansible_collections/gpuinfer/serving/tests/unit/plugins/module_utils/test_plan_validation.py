@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv
-from ansible_collections.gpuinfer.serving.plugins.module_utils import plan_validation as pv
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import cluster_inventory as inv
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import plan_validation as pv
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir
 
 GIB = 2 ** 30

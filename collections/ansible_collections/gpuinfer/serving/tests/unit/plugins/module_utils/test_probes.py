@@ -4,7 +4,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils.probes import ProbeBudgetError, startup_probe_budget
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.probes import ProbeBudgetError, startup_probe_budget
 
 GB = 1000 * 1000 * 1000
 

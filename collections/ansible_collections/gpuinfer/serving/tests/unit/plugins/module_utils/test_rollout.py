@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Stuck-rollout diagnosis, the revision stamp and history, and the rollback choice (module_utils/rollout.py)."""
+"""Stuck-rollout diagnosis, the revision stamp and history, and the rollback choice (module_utils/deploy/rollout.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_wait as waiting
-from ansible_collections.gpuinfer.serving.plugins.module_utils import rollout
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_wait as waiting
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import rollout
 
 
 def pod(name, waiting_reason=None, message="", unschedulable=None, last=None, phase="Pending", restarts=0):
@@ -217,7 +217,7 @@ def test_stale_workloads_are_those_the_deploy_no_longer_builds():
 
 
 def test_a_cache_claim_whose_access_mode_would_change_is_refused_before_the_deploy():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import model_cache
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import model_cache
     resolved = {"namespace": "llm-serving", "weights_bytes": 1, "existing_secrets": [], "existing_claim": "",
                 "claim": "llm-model-cache", "access_mode": "ReadWriteMany"}
     problems = model_cache.existing_problems(resolved, {}, None, {"exists": True, "access_modes": ["ReadWriteOnce"]})
@@ -225,3 +225,22 @@ def test_a_cache_claim_whose_access_mode_would_change_is_refused_before_the_depl
     assert "model_cache_access_mode=ReadWriteMany" in problems[0]
     assert model_cache.existing_problems(resolved, {}, None, {"exists": True, "access_modes": ["ReadWriteMany"]}) == []
     assert model_cache.existing_problems(resolved, {}, None, {"exists": False, "access_modes": []}) == []
+
+
+def test_surge_capacity_counts_whole_replicas_left_beside_the_planned_ones():
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import plan_validation
+
+    def nodes(free):
+        return [{"name": "n%d" % i, "gpu": {"free": f, "product": "NVIDIA-A100-SXM4-80GB"}} for i, f in enumerate(free)]
+
+    def surge(free, replicas, per_slot=8, slots=1):
+        req = {"gpus_per_slot": per_slot, "slots_per_replica": slots, "replicas": replicas}
+        placements, left = plan_validation.assign(req, nodes(free))
+        assert all(p["placed"] for p in placements)
+        return plan_validation.surge_capacity(req, nodes(free), left)
+
+    assert surge([8, 8, 8, 8], 4) == 0          # every A100 taken: replace in place
+    assert surge([8, 8, 8, 8], 3) == 1          # one replica's worth free: surge
+    assert surge([8, 8, 8, 4], 3) == 0          # 4 free GPUs do not hold an 8-GPU replica
+    assert surge([8, 8, 8, 8], 2, slots=2) == 0  # two 2-node groups take all four nodes: none left
+    assert surge([8, 8, 8, 8], 1, slots=2) == 1  # two nodes left: a whole surge group fits

@@ -8,20 +8,17 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
-from ansible_collections.gpuinfer.serving.plugins.module_utils.workload import build_workload, rollout_plan, rollout_reason
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.workload import build_workload, rollout_plan, rollout_reason
 
 CONTAINER = {"name": "engine", "image": "example/engine:1"}
 
 
-def spec(nodes, replicas, strategy="auto", spare=0, legacy=False):
+def spec(nodes, replicas, strategy="auto", spare=0):
     result = {"name": "llm-vllm", "namespace": "ns", "instance": "llm", "engine": "vllm", "replicas": replicas,
               "leader_container": CONTAINER, "worker_container": CONTAINER, "shm_size": "16Gi",
               "cache": {"mount_path": "/models"}, "rollout": {"strategy": strategy, "spare_gpus": spare}}
-    if legacy:
-        result.update(nodes=nodes, gpus_per_pod=8)
-    else:
-        result["layout"] = replica.replica_layout(8 * nodes, 1, nodes) if nodes == 1 else replica.replica_layout(8, nodes, nodes)
+    result["layout"] = replica.replica_layout(8 * nodes, 1, nodes) if nodes == 1 else replica.replica_layout(8, nodes, nodes)
     return result
 
 
@@ -39,9 +36,8 @@ def strategy_text(workload):
 
 
 @pytest.mark.parametrize("strategy,spare", [("auto", 0), ("Recreate", 0), ("Recreate", 64)])
-@pytest.mark.parametrize("legacy", [False, True])
-def test_one_lws_replica_is_never_reported_as_recreate(strategy, spare, legacy):
-    description = spec(nodes=2, replicas=1, strategy=strategy, spare=spare, legacy=legacy)
+def test_one_lws_replica_is_never_reported_as_recreate(strategy, spare):
+    description = spec(nodes=2, replicas=1, strategy=strategy, spare=spare)
     (lws, _pdb) = build_workload(description)
     assert lws["kind"] == "LeaderWorkerSet"
     assert lws["spec"]["rolloutStrategy"] == {"type": "RollingUpdate",

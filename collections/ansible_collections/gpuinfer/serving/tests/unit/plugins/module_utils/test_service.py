@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""module_utils/service.py: the Service's checks and its monitoring and autoscaling decisions."""
+"""module_utils/deploy/service.py: the Service's checks and its monitoring and autoscaling decisions."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import service
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import service
 
 NOTHING = {"prometheus_operator": {"service_monitor": False}, "prometheus_adapter": {"available": False},
            "keda": {"installed": False}, "gateway_api": {"http_route": False}}

@@ -5,14 +5,14 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils.shm import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.shm import (
     GIB,
     MIB,
     format_gib,
-    ranks_per_pod,
     shm_size_bytes,
     shm_size_for_plan,
 )
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.layout import replica_layout
 
 
 def test_single_gpu_gets_the_one_gib_floor():
@@ -39,10 +39,8 @@ def test_pipeline_stages_in_one_pod_add_p2p_buffers():
 
 def test_multi_node_counts_only_the_ranks_of_one_node():
     # TP 8 x PP 2 over 2 nodes: one stage of 8 ranks per pod, no on-node P2P
-    assert ranks_per_pod(8, 2, nodes=2) == 8
     assert shm_size_bytes(8, 2, nodes=2) == 5 * GIB
-    # Explicit gpus_per_node wins over the even split
-    assert ranks_per_pod(8, 2, nodes=2, gpus_per_node=8) == 8
+    assert shm_size_bytes(8, 2, nodes=2, gpus_per_node=8) == 5 * GIB
 
 
 def test_multi_node_with_several_stages_per_node():
@@ -72,10 +70,11 @@ def test_format_gib_rounds_up():
 
 
 def test_plan_accepts_full_result_or_inner_plan():
-    inner = {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2, "gpus_per_node": 8}
+    inner = {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2, "gpus_per_node": 8,
+             "layout": replica_layout(8, 2, 2, 8)}
     assert shm_size_for_plan({"plan": inner, "weights_bytes": 1}) == "5Gi"
     assert shm_size_for_plan(inner) == "5Gi"
-    assert shm_size_for_plan({"plan": {"tensor_parallel_size": 1}}) == "1Gi"
+    assert shm_size_for_plan({"plan": {"tensor_parallel_size": 1, "layout": replica_layout(1)}}) == "1Gi"
 
 
 def test_string_integers_from_yaml_are_accepted():
@@ -85,15 +84,15 @@ def test_string_integers_from_yaml_are_accepted():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"tensor_parallel_size": 0}, "tensor_parallel_size must be an integer >= 1, got 0"),
-        ({"tensor_parallel_size": 2.5}, "tensor_parallel_size must be an integer >= 1, got 2.5"),
-        ({"tensor_parallel_size": True}, "tensor_parallel_size must be an integer >= 1, got True"),
-        ({"tensor_parallel_size": "eight"}, "tensor_parallel_size must be an integer >= 1, got 'eight'"),
-        ({"tensor_parallel_size": 2, "pipeline_parallel_size": 0}, "pipeline_parallel_size must be an integer >= 1, got 0"),
+        ({"tensor_parallel_size": 0}, "tensor_parallel_size must be a positive integer, got 0"),
+        ({"tensor_parallel_size": 2.5}, "tensor_parallel_size must be a positive integer, got 2.5"),
+        ({"tensor_parallel_size": True}, "tensor_parallel_size must be a positive integer, got True"),
+        ({"tensor_parallel_size": "eight"}, "tensor_parallel_size must be a positive integer, got 'eight'"),
+        ({"tensor_parallel_size": 2, "pipeline_parallel_size": 0}, "pipeline_parallel_size must be a positive integer, got 0"),
         ({"tensor_parallel_size": 3, "nodes": 2}, "do not split evenly over 2 nodes"),
         ({"tensor_parallel_size": 2, "node_memory_bytes": 16 * GIB, "max_node_fraction": 0}, "max_node_fraction must be a number in (0, 1]"),
         ({"tensor_parallel_size": 2, "node_memory_bytes": 16 * GIB, "max_node_fraction": "half"}, "max_node_fraction must be a number in (0, 1]"),
-        ({"tensor_parallel_size": 2, "node_memory_bytes": -1}, "node_memory_bytes must be an integer >= 1, got -1"),
+        ({"tensor_parallel_size": 2, "node_memory_bytes": -1}, "node_memory_bytes must be a positive integer, got -1"),
     ],
 )
 def test_invalid_inputs_name_the_field_and_value(kwargs, message):
@@ -102,10 +101,10 @@ def test_invalid_inputs_name_the_field_and_value(kwargs, message):
     assert message in str(excinfo.value)
 
 
-def test_plan_without_tensor_parallel_size_is_rejected():
+def test_plan_without_its_layout_is_rejected():
     with pytest.raises(ValueError) as excinfo:
-        shm_size_for_plan({"plan": {"nodes": 1}})
-    assert "no tensor_parallel_size" in str(excinfo.value)
+        shm_size_for_plan({"plan": {"tensor_parallel_size": 8, "nodes": 1}})
+    assert "no plan.layout" in str(excinfo.value) and "plan again" in str(excinfo.value)
     with pytest.raises(ValueError) as excinfo:
         shm_size_for_plan(["not", "a", "dict"])
     assert "must be a dict" in str(excinfo.value)

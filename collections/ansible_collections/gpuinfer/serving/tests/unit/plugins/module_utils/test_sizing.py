@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, model_catalog, sizing
 
 GIB = 1024 ** 3
 

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, model_catalog, sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, model_catalog, sizing
 
 GIB = 1024 ** 3
 EVIDENCE = "memory-accounting-0.34.0.json"
@@ -224,18 +224,18 @@ def test_blackwell_captures_graphs_up_to_1024_from_0_28():
 
 
 def test_the_pinned_release_is_the_one_the_evidence_was_taken_from():
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
-    assert engines.VLLM_VERSION == "0.34.0"
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
+    assert engine_facts.VLLM_VERSION == "0.34.0"
     assert evidence("image_cuda")["text"] == "ARG CUDA_VERSION=13.0.3"
 
 
 def test_a_nim_plan_follows_the_vllm_release_nim_runs():
     """NIM 2.1.6 runs vLLM 0.32.0 (its release notes, tests/contracts/nim/nim-2.1.json): no extensible KV cache and
     16-token blocks, whatever the vllm role pins."""
-    from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_nim, engines
-    assert engines.NIM_VLLM_VERSION == engine_nim.VLLM_VERSION == "0.32.0"
+    from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
+    assert engine_facts.NIM_VLLM_VERSION == "0.32.0"
     nim = plan("meta-llama/Llama-3.1-70B-Instruct", "A100-80GB", None, engine="nim", tensor_parallel_size=8)
     vllm = plan("meta-llama/Llama-3.1-70B-Instruct", "A100-80GB", None, engine="vllm", tensor_parallel_size=8)
     explicit = plan("meta-llama/Llama-3.1-70B-Instruct", "A100-80GB", "0.32.0", tensor_parallel_size=8)
-    assert (nim["plan"]["vllm_version"], vllm["plan"]["vllm_version"]) == ("0.32.0", engines.VLLM_VERSION)
+    assert (nim["plan"]["vllm_version"], vllm["plan"]["vllm_version"]) == ("0.32.0", engine_facts.VLLM_VERSION)
     assert nim["kv_cache_tokens"] == explicit["kv_cache_tokens"] != vllm["kv_cache_tokens"]

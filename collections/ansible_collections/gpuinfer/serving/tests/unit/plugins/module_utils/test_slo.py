@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""SLO-driven planning (module_utils/slo.py): the layout and replicas that meet TTFT/TPOT targets and a request rate
+"""SLO-driven planning (module_utils/plan/slo.py): the layout and replicas that meet TTFT/TPOT targets and a request rate
 with the fewest GPUs, planned through the module's own entry point (gpu_sizing.size) and piece by piece."""
 from __future__ import absolute_import, division, print_function
 
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import gpu_catalog, sizing, slo
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import gpu_catalog, sizing, slo
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 
 LLAMA_70B = {"model": "llama-3.1-70b", "gpu": "H100-80GB", "input_len": 1024, "output_len": 128}

@@ -6,20 +6,23 @@ import copy
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils.workload import (
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.workload import (
     WorkloadError, build_workload, gpu_scheduling, nccl_env, rollout_plan, shm_volume)
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan.layout import replica_layout
 
 CONTAINER = {"name": "engine", "image": "example/engine:1", "env": [{"name": "A", "value": "1"}]}
 BASE = {
-    "name": "llm-vllm", "namespace": "ns", "instance": "llm", "engine": "vllm", "replicas": 1, "nodes": 1,
-    "gpus_per_pod": 8, "gpu_labels": ["NVIDIA-H100-80GB-HBM3"], "leader_container": CONTAINER,
+    "name": "llm-vllm", "namespace": "ns", "instance": "llm", "engine": "vllm", "replicas": 1,
+    "gpu_labels": ["NVIDIA-H100-80GB-HBM3"], "leader_container": CONTAINER,
     "shm_size": "16Gi", "cache": {"pvc_name": "cache", "mount_path": "/models"},
     "nccl": {"socket_ifname": "eth0", "ib_hca": "mlx5", "debug": "INFO"},
 }
 
 
-def spec(**changes):
+def spec(nodes=1, **changes):
+    """A description of 8 GPUs per pod on ``nodes`` nodes (one pod per node)."""
     result = copy.deepcopy(BASE)
+    result["layout"] = replica_layout(8 * nodes, 1, nodes)
     result.update(changes)
     return result
 
@@ -99,8 +102,11 @@ def test_rollout_surges_only_with_a_spare_replica_of_gpus(choice, replicas, spar
 
 @pytest.mark.parametrize("changes,message", [
     (dict(rollout={"strategy": "BlueGreen"}), "rollout strategy must be one of"),
-    (dict(gpus_per_pod=0), "gpus_per_pod must be at least 1"),
-    (dict(nodes="two"), "nodes must be a whole number"),
+    (dict(layout=None), "workload description is missing 'layout'"),
+    (dict(replicas=-1), "replicas must be a whole number >= 0, got -1"),
+    (dict(replicas="two"), "replicas must be a whole number >= 0, got 'two'"),
+    (dict(pdb={"max_unavailable": 1.5}), "pdb.max_unavailable must be a whole number >= 0, got 1.5"),
+    (dict(termination_grace_period_seconds=True), "termination_grace_period_seconds must be a whole number >= 0, got True"),
     (dict(shm_size=""), "shm_size must be set"),
     (dict(cache={"pvc_name": "x"}), "cache.mount_path"),
     (dict(leader_container={"name": "x"}), "name and an image"),

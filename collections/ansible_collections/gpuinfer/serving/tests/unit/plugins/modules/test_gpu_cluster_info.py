@@ -22,7 +22,7 @@ from kubernetes import client as k8s_client  # noqa: E402
 from kubernetes.client import rest  # noqa: E402
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.gpuinfer.serving.plugins.module_utils import cluster_inventory as inv  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.cluster import cluster_inventory as inv  # noqa: E402
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_cluster_info as module  # noqa: E402
 from ansible_collections.gpuinfer.serving.tests.unit.repo_fixtures import fixture_dir, load_json
 

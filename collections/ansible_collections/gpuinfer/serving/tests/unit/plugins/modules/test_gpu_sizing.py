@@ -9,7 +9,7 @@ import pytest
 
 from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import sizing
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 
 CONVENTION_KEYS = {"model", "params", "active_params", "weights_bytes", "kv_cache_bytes_per_token", "plan",
@@ -163,8 +163,8 @@ def test_performance_is_null_without_a_catalog_gpu(capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    ({"input_len": 0}, ["field: input_len", "input_len=0", "positive integer"]),
-    ({"output_len": -1}, ["field: output_len", "output_len=-1", "positive integer"]),
+    ({"input_len": 0}, ["field: input_len", "input_len (tokens per request) must be a positive integer, got 0"]),
+    ({"output_len": -1}, ["field: output_len", "output_len (tokens per request) must be a positive integer, got -1"]),
     ({"concurrency": []}, ["field: concurrency", "non-empty list of positive integers"]),
     ({"concurrency": [8, 0]}, ["field: concurrency", "0 is not a positive integer"]),
     ({"input_len": 8192, "output_len": 1}, ["field: input_len", "exceeds max_model_len=8192"]),

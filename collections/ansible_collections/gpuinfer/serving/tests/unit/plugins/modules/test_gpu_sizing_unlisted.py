@@ -5,7 +5,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import sizing
 from ansible_collections.gpuinfer.serving.plugins.modules import gpu_sizing
 
 

@@ -17,7 +17,7 @@ kubernetes = pytest.importorskip("kubernetes")
 from kubernetes.client import rest  # noqa: E402
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.gpuinfer.serving.plugins.module_utils import k8s_labelled as kl  # noqa: E402
+from ansible_collections.gpuinfer.serving.plugins.module_utils.kube import k8s_labelled as kl  # noqa: E402
 from ansible_collections.gpuinfer.serving.plugins.modules import k8s_labelled_info as module  # noqa: E402
 # The fake HTTP layer gpu_cluster_info's tests use.
 from ansible_collections.gpuinfer.serving.tests.unit.plugins.modules.test_gpu_cluster_info import (  # noqa: E402

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpuinfer.serving contributors
 # Apache License 2.0 (see LICENSE)
-"""SGLang, described once: image, server arguments from the plan, containers, probes, metrics.
+"""SGLang, described once: image, containers, probes, metrics; the server arguments a plan implies are the planner's
+(plan/engine_facts.py sglang_plan_flags).
 
 Flags, routes and metric names are checked against the pinned release's own source by
 tests/contracts (sglang-<version>.json). Multi-node follows SGLang's documented LWS launch:
@@ -15,10 +16,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
 
-VERSION = "0.5.23"
+VERSION = engine_facts.SGLANG_VERSION
 IMAGE_REPOSITORY = "lmsysorg/sglang"
 IMAGE_TAG = "v" + VERSION
 
@@ -29,45 +31,7 @@ MANAGED_FLAGS = (
     "--host", "--port", "--nnodes", "--node-rank", "--dist-init-addr", "--nccl-init-addr", "--enable-metrics",
 )
 
-DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-# The planner's KV cache precisions in SGLang's --kv-cache-dtype choices (fp8 is e4m3 on Hopper and later).
-KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "bf16": "bf16"}
 DEFAULT_DIST_PORT = 20000
-
-
-def mem_fraction_static(sizing):
-    """--mem-fraction-static: the fraction a gpu_sizing plan made with engine=sglang carries (SGLang's own default
-    reserve for the GPU, TP, PP and chunked prefill size, or the gpu_memory_utilization the user set); a plan made
-    for vLLM has none, and its gpu_memory_utilization is used as before."""
-    if sizing.get("mem_fraction_static") is not None:
-        return sizing["mem_fraction_static"]
-    return base.plan_value(sizing, "gpu_memory_utilization")
-
-
-def plan_flags(plan):
-    """The SGLang server arguments a gpu_sizing plan implies, one "--flag=value" string each."""
-    sizing = plan.get("plan") or {}
-    kv_dtype = str(sizing.get("kv_cache_dtype") or "auto")
-    if kv_dtype not in KV_CACHE_DTYPES:
-        raise base.EngineError("SGLang has no KV cache precision for plan.kv_cache_dtype=%r; allowed: %s"
-                               % (kv_dtype, ", ".join(sorted(KV_CACHE_DTYPES))))
-    flags = [
-        "--tp-size=%d" % int(base.plan_value(sizing, "tensor_parallel_size")),
-        "--pp-size=%d" % int(base.plan_value(sizing, "pipeline_parallel_size")),
-        "--context-length=%d" % int(base.plan_value(sizing, "max_model_len")),
-        # SGLang's static pool (weights + KV cache) takes the GPU share the plan sized.
-        "--mem-fraction-static=%s" % mem_fraction_static(sizing),
-        "--max-running-requests=%d" % int(base.plan_value(sizing, "max_num_seqs")),
-    ]
-    if sizing.get("max_num_batched_tokens"):
-        flags.append("--chunked-prefill-size=%d" % int(sizing["max_num_batched_tokens"]))
-    dtype = base.cast_dtype(plan, DTYPE_NAMES)
-    if dtype:
-        flags.append("--dtype=%s" % dtype)
-    if base.quantize_online(plan):
-        flags.append("--quantization=fp8")
-    flags.append("--kv-cache-dtype=%s" % KV_CACHE_DTYPES[kv_dtype])
-    return flags
 
 
 def containers(plan, layout, settings):
@@ -85,7 +49,7 @@ def containers(plan, layout, settings):
     if not settings.get("served_model_name"):
         raise base.EngineError("served_model_name is empty: set sglang_served_model_name")
     mount = str(settings["cache_mount_path"]).rstrip("/") or "/"
-    args = ["--model-path=%s" % model] + plan_flags(plan) + [
+    args = ["--model-path=%s" % model] + engine_facts.sglang_plan_flags(plan) + [
         "--served-model-name=%s" % settings["served_model_name"],
         "--download-dir=%s" % mount,
         "--host=0.0.0.0",
@@ -119,7 +83,7 @@ def containers(plan, layout, settings):
 
 ENGINE = base.Engine(
     name="sglang",
-    title="SGLang",
+    title=engine_facts.TITLES["sglang"],
     image_repository=IMAGE_REPOSITORY,
     image_tag=IMAGE_TAG,
     containers=containers,

@@ -14,8 +14,10 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, inputs, shm
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import shm
 
 ERROR = "error"
 WARNING = "warning"
@@ -60,13 +62,6 @@ class PlanCheckError(ValueError):
 # --------------------------------------------------------------------------------------------- inputs
 
 
-def _positive_int(value, field):
-    number = inputs.whole_number(value)
-    if number is None:
-        raise PlanCheckError("%s must be a positive integer, got %r" % (field, value))
-    return number
-
-
 def requirements(plan_result, replicas=None, deployment_mode="auto"):
     """What the plan asks of the cluster: the shape of one replica and how many of them.
 
@@ -83,18 +78,19 @@ def requirements(plan_result, replicas=None, deployment_mode="auto"):
     if deployment_mode not in DEPLOYMENT_MODES:
         raise PlanCheckError("deployment_mode must be one of %s, got %r" % (", ".join(DEPLOYMENT_MODES), deployment_mode))
 
-    tp = _positive_int(plan.get("tensor_parallel_size"), prefix + ".tensor_parallel_size")
-    pp = _positive_int(plan.get("pipeline_parallel_size", 1), prefix + ".pipeline_parallel_size")
-    gpus_per_replica = _positive_int(plan.get("gpus_per_replica", tp * pp), prefix + ".gpus_per_replica")
+    tp = inputs.whole_number(plan.get("tensor_parallel_size"), name=prefix + ".tensor_parallel_size", error=PlanCheckError)
+    pp = inputs.whole_number(plan.get("pipeline_parallel_size", 1), name=prefix + ".pipeline_parallel_size", error=PlanCheckError)
+    gpus_per_replica = inputs.whole_number(plan.get("gpus_per_replica", tp * pp), name=prefix + ".gpus_per_replica",
+                                           error=PlanCheckError)
     # gpu_sizing's gpus_per_node is the node size it planned for, and nodes = ceil(TP x PP / gpus_per_node).
     gpus_per_node = plan.get("gpus_per_node")
     if gpus_per_node is not None:
-        gpus_per_node = _positive_int(gpus_per_node, prefix + ".gpus_per_node")
+        gpus_per_node = inputs.whole_number(gpus_per_node, name=prefix + ".gpus_per_node", error=PlanCheckError)
     default_nodes = -(-gpus_per_replica // gpus_per_node) if gpus_per_node else 1
-    nodes = _positive_int(plan.get("nodes", default_nodes), prefix + ".nodes")
+    nodes = inputs.whole_number(plan.get("nodes", default_nodes), name=prefix + ".nodes", error=PlanCheckError)
     if replicas is None:
         replicas = plan.get("replicas", 1)
-    replicas = _positive_int(replicas, "replicas" if "replicas" not in plan else prefix + ".replicas")
+    replicas = inputs.whole_number(replicas, name="replicas" if "replicas" not in plan else prefix + ".replicas", error=PlanCheckError)
 
     labels = plan.get("gpu_labels") or []
     if isinstance(labels, str):
@@ -108,7 +104,7 @@ def requirements(plan_result, replicas=None, deployment_mode="auto"):
     if not labels and not memory_gib:
         raise PlanCheckError("%s needs gpu_labels or gpu_memory_gib to know which GPUs qualify; got neither" % prefix)
 
-    # The pod shape comes from layout.py, the one place that decides it (plan.layout when the plan has it).
+    # The pod shape comes from plan/layout.py, the one place that decides it (plan.layout in auto mode).
     pod_nodes = 1 if deployment_mode == "single_node" else nodes
     try:
         if deployment_mode == "auto" and isinstance(plan.get("layout"), dict) and plan["layout"].get("controller"):
@@ -527,7 +523,7 @@ def _component_findings(req, components, require_gpu_operator):
 
 
 def recommended_shm_bytes(req):
-    """The /dev/shm the collection's workload roles size for this plan (module_utils.shm), at least the NCCL floor."""
+    """The /dev/shm the collection's workload roles size for this plan (module_utils/deploy/shm.py), at least the NCCL floor."""
     try:
         if req["mode"] == "single_node":
             size = shm.shm_size_bytes(req["tensor_parallel_size"], req["pipeline_parallel_size"], 1)

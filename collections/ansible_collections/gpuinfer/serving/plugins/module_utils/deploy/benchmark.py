@@ -29,9 +29,9 @@ __metaclass__ = type
 
 import shlex
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
-from ansible_collections.gpuinfer.serving.plugins.module_utils import workload
-from ansible_collections.gpuinfer.serving.plugins.module_utils.bench_log import MARKER
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import workload
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines.bench_log import MARKER
 
 TOOLS = {
     # engine -> (tool, --backend)

@@ -55,20 +55,22 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import json
 import math
 import os
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
-from ansible_collections.gpuinfer.serving.plugins.module_utils import model_catalog
-from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing_sglang as sglang
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import model_catalog
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import sizing_sglang as sglang
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 
 # Engines gpu_sizing plans for. NIM runs vLLM inside, so nim plans with vLLM's accounting; sglang with SGLang's.
-ENGINES = ("vllm", "sglang", "nim")
+ENGINES = engine_facts.NAMES
 
 # vLLM CacheConfig.gpu_memory_utilization default (vllm/config/cache.py; 0.92 in 0.27 - 0.33, and
 # DEFAULT_GPU_MEMORY_UTILIZATION without the extensible KV cache from 0.34). From 0.34 vLLM resolves an unset value to
@@ -209,13 +211,12 @@ def _first_architecture(config):
     return architectures[0] if isinstance(architectures, list) and architectures else None
 
 
-def _positive_int(config, key, source, default=None, required=True):
+def _config_int(config, key, source, default=None, required=True):
+    """config[key] as a positive integer (None for an optional field the config lacks)."""
     value = config.get(key, default)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SizingError("model", "%s: config field %r must be a positive integer, got %r" % (source, key, value))
-    return value
+    return inputs.whole_number(value, name="%s: config field %r" % (source, key), error=functools.partial(SizingError, "model"))
 
 
 class ModelSpec(object):
@@ -240,15 +241,15 @@ class ModelSpec(object):
         architectures = config.get("architectures") or []
         self.architecture = architectures[0] if isinstance(architectures, list) and architectures else (self.model_type or "unknown")
 
-        self.hidden = _positive_int(config, "hidden_size", source)
-        self.num_layers = _positive_int(config, "num_hidden_layers", source)
-        self.num_heads = _positive_int(config, "num_attention_heads", source)
-        self.num_kv_heads = _positive_int(config, "num_key_value_heads", source, default=self.num_heads)
-        self.vocab = _positive_int(config, "vocab_size", source)
-        self.intermediate = _positive_int(config, "intermediate_size", source, required=False)
-        self.max_position_embeddings = _positive_int(config, "max_position_embeddings", source, required=False)
+        self.hidden = _config_int(config, "hidden_size", source)
+        self.num_layers = _config_int(config, "num_hidden_layers", source)
+        self.num_heads = _config_int(config, "num_attention_heads", source)
+        self.num_kv_heads = _config_int(config, "num_key_value_heads", source, default=self.num_heads)
+        self.vocab = _config_int(config, "vocab_size", source)
+        self.intermediate = _config_int(config, "intermediate_size", source, required=False)
+        self.max_position_embeddings = _config_int(config, "max_position_embeddings", source, required=False)
         if config.get("head_dim") is not None:
-            self.head_dim = _positive_int(config, "head_dim", source)
+            self.head_dim = _config_int(config, "head_dim", source)
         else:
             if self.hidden % self.num_heads:
                 raise SizingError("model", "%s: hidden_size %d is not divisible by num_attention_heads %d and no head_dim is given"
@@ -266,18 +267,18 @@ class ModelSpec(object):
         # Multi-head latent attention (DeepSeek-V2/V3/R1).
         self.is_mla = config.get("kv_lora_rank") not in (None, 0)
         if self.is_mla:
-            self.kv_lora_rank = _positive_int(config, "kv_lora_rank", source)
-            self.q_lora_rank = _positive_int(config, "q_lora_rank", source, required=False)
-            self.qk_nope_head_dim = _positive_int(config, "qk_nope_head_dim", source)
-            self.qk_rope_head_dim = _positive_int(config, "qk_rope_head_dim", source)
-            self.v_head_dim = _positive_int(config, "v_head_dim", source)
+            self.kv_lora_rank = _config_int(config, "kv_lora_rank", source)
+            self.q_lora_rank = _config_int(config, "q_lora_rank", source, required=False)
+            self.qk_nope_head_dim = _config_int(config, "qk_nope_head_dim", source)
+            self.qk_rope_head_dim = _config_int(config, "qk_rope_head_dim", source)
+            self.v_head_dim = _config_int(config, "v_head_dim", source)
 
         # Mixture of experts: Mixtral (num_local_experts), Qwen-MoE (num_experts), DeepSeek (n_routed_experts).
         experts = config.get("num_local_experts") or config.get("num_experts") or config.get("n_routed_experts") or 0
         self.num_experts = experts if isinstance(experts, int) and not isinstance(experts, bool) and experts > 0 else 0
         self.is_moe = self.num_experts > 0
         if self.is_moe:
-            self.experts_per_token = _positive_int(config, "num_experts_per_tok", source)
+            self.experts_per_token = _config_int(config, "num_experts_per_tok", source)
             if self.experts_per_token > self.num_experts:
                 raise SizingError("model", "%s: num_experts_per_tok %d exceeds the %d experts" % (source, self.experts_per_token, self.num_experts))
             self.moe_intermediate = config.get("moe_intermediate_size") or self.intermediate
@@ -581,7 +582,7 @@ def runner_v2(spec, dtype, vllm_version=None):
     a few MoE architectures (VllmConfig._is_default_v2_model_runner_model). 0.29 - 0.33: every model (use_v2_model_runner
     falls back to V1 only for features the planner never sets); 0.34 has no V1 runner left (gpu_worker.py:585).
     """
-    version = _version(vllm_version or engines.VLLM_VERSION)
+    version = _version(vllm_version or engine_facts.VLLM_VERSION)
     if version >= (0, 29):
         return True
     if version >= (0, 27):
@@ -774,7 +775,7 @@ def evaluate_layout(spec, settings, tp, pp):
 
 
 def _evaluate_layout_sglang(spec, settings, tp, pp):
-    """SGLang's accounting of TP x PP (module_utils/sizing_sglang.py): each rank's pool is mem_fraction_static x the
+    """SGLang's accounting of TP x PP (plan/sizing_sglang.py): each rank's pool is mem_fraction_static x the
     free memory before loading, minus what is resident after loading; the ranks take the smallest token count."""
     total = settings["gpu_memory_bytes"]
     kv_bytes = kv_dtype_bytes(spec, settings["dtype"], settings["kv_cache_dtype"])
@@ -916,17 +917,15 @@ def search_layout(spec, settings):
 def default_batch_limits(gpu_name, gpu_memory_bytes, vllm_version=None):
     """vLLM's OpenAI-server defaults (EngineArgs.get_batch_defaults): larger on >= 70 GiB GPUs other than A100, and
     from 0.28 16384 batched tokens on >= 160 GiB GPUs (B200; vllm/engine/arg_utils.py:3010 at 0.34.0)."""
-    if gpu_memory_bytes >= 160 * GIB and _version(vllm_version or engines.VLLM_VERSION) >= (0, 28):
+    if gpu_memory_bytes >= 160 * GIB and _version(vllm_version or engine_facts.VLLM_VERSION) >= (0, 28):
         return (16384, 1024)
     big = gpu_memory_bytes >= 70 * GIB and "a100" not in (gpu_name or "").lower()
     return (8192, 1024) if big else (2048, 256)
 
 
-def _check_positive(name, value, kind=int):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind is int and int(value) != value):
-        raise SizingError(name, "%s=%r must be a positive %s" % (name, value, "integer" if kind is int else "number"))
+def _check_positive_number(name, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise SizingError(name, "%s=%r must be a positive number" % (name, value))
 
 
 def _gib(value):
@@ -948,12 +947,14 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
     if engine not in ENGINES:
         raise SizingError("engine", "engine=%r is not supported; allowed: %s" % (engine, ", ".join(ENGINES)))
     for name, value in (("gpu_memory_gib", gpu_memory_gib), ("min_concurrency", min_concurrency)):
-        _check_positive(name, value, float)
-    for name, value in (("gpus_per_node", gpus_per_node), ("max_nodes", max_nodes), ("max_model_len", max_model_len),
-                        ("max_num_seqs", max_num_seqs), ("max_num_batched_tokens", max_num_batched_tokens),
-                        ("tensor_parallel_size", tensor_parallel_size), ("pipeline_parallel_size", pipeline_parallel_size),
-                        ("replicas", replicas)):
-        _check_positive(name, value)
+        _check_positive_number(name, value)
+    (gpus_per_node, max_nodes, max_model_len, max_num_seqs, max_num_batched_tokens, tensor_parallel_size,
+     pipeline_parallel_size, replicas) = [
+        None if value is None else inputs.whole_number(value, name=name, error=functools.partial(SizingError, name))
+        for name, value in (("gpus_per_node", gpus_per_node), ("max_nodes", max_nodes), ("max_model_len", max_model_len),
+                            ("max_num_seqs", max_num_seqs), ("max_num_batched_tokens", max_num_batched_tokens),
+                            ("tensor_parallel_size", tensor_parallel_size), ("pipeline_parallel_size", pipeline_parallel_size),
+                            ("replicas", replicas))]
     max_nodes = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
     min_concurrency = 1 if min_concurrency is None else min_concurrency
     replicas = 1 if replicas is None else replicas
@@ -972,8 +973,8 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
     memory_bytes = int(gpu_memory_gib * GIB) if gpu_memory_gib else gpu_spec["memory_bytes"]
     gpu_label = gpu_name or ("%g GiB GPU" % gpu_memory_gib)
     gpus_per_node = gpus_per_node or (gpu_spec["gpus_per_node"] if gpu_spec else 8)
-    # NIM runs the vLLM release of its image (engine_nim.VLLM_VERSION), not the vllm role's.
-    version = str(vllm_version or (engines.NIM_VLLM_VERSION if engine == "nim" else engines.VLLM_VERSION)).lstrip("v")
+    # NIM runs the vLLM release of its image (engine_facts.NIM_VLLM_VERSION), not the vllm role's.
+    version = str(vllm_version or (engine_facts.NIM_VLLM_VERSION if engine == "nim" else engine_facts.VLLM_VERSION)).lstrip("v")
     _version(version)
     default_tokens, default_seqs = default_batch_limits(gpu_name, memory_bytes, version)
     max_model_len = max_model_len or spec.max_position_embeddings
@@ -1043,7 +1044,7 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
             "gpus_per_node": gpus_per_node,
             "gpus_per_replica": layout["gpus_per_replica"],
             "gpus_per_pod": layout["gpus_per_pod"],
-            # Pods per replica, GPUs per pod, Deployment or LeaderWorkerSet: decided once, in layout.py.
+            # Pods per replica, GPUs per pod, Deployment or LeaderWorkerSet: decided once, in plan/layout.py.
             "layout": layout["replica_layout"],
             "replicas": replicas,
             "total_gpus": layout["gpus_per_replica"] * replicas,
@@ -1077,11 +1078,11 @@ def plan(spec, model_id, hf_id, gpu_name=None, gpu_spec=None, gpu_memory_gib=Non
     if engine != "vllm":
         result["plan"]["engine"] = engine
     if engine == "sglang":
-        # The fraction engine_sglang renders as --mem-fraction-static; gpu_memory_utilization says the same.
+        # The fraction engine_facts.sglang_plan_flags renders as --mem-fraction-static; gpu_memory_utilization says the same.
         result["plan"]["mem_fraction_static"] = layout["mem_fraction_static"]
         result["plan"]["gpu_memory_utilization"] = layout["mem_fraction_static"]
-        result["plan"]["sglang_version"] = sglang.SGLANG_VERSION
-    result["vllm_args"] = engines.vllm_plan_flags(result) + (
+        result["plan"]["sglang_version"] = engine_facts.SGLANG_VERSION
+    result["vllm_args"] = engine_facts.vllm_plan_flags(result) + (
         ["--served-model-name=%s" % served_model_name] if served_model_name else [])
     return result
 

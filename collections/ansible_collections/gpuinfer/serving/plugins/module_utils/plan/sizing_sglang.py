@@ -4,8 +4,8 @@
 """SGLang's own memory accounting, for gpu_sizing with engine=sglang.
 
 Pure Python (no Ansible, no torch). sizing.py computes the weights of each rank and calls these terms; they follow
-the SGLang release the sglang role pins (0.5.23; file and function named at each term) and are calibrated on real
-SGLang 0.5.17 start-ups on one H100 (tests/fixtures/sglang-boot), whose KV-pool code has the same structure.
+the SGLang release the sglang role pins (engine_facts.SGLANG_VERSION, 0.5.23; file and function named at each term) and
+are calibrated on real SGLang 0.5.17 start-ups on one H100 (tests/fixtures/sglang-boot), whose KV-pool code has the same structure.
 
 Per GPU (``KVCacheConfigurator._profile_available_bytes`` and ``DefaultPoolConfigurator.calculate_pool_sizes``):
 
@@ -29,9 +29,6 @@ import math
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
-
-# The release the collection pins (roles/sglang, engine_sglang.VERSION): the source of every term below.
-SGLANG_VERSION = "0.5.23"
 
 # total - pre: CUDA context, torch.distributed initialisation and the allocator's reserve before the weights load.
 # Fixtures (SGLang 0.5.17, one H100, torch total 79.18 GiB): "Load weight begin. avail mem=78.50 GB" in all three
@@ -148,13 +145,11 @@ def prefill_cuda_graph_batch_sizes(max_bs):
     return [size for size in sizes if size <= max_bs]
 
 
-def reserve_for_graph_mb(decode_max_bs, chunked_prefill_size, pp, is_mla, cuda_graph=True):
+def reserve_for_graph_mb(decode_max_bs, chunked_prefill_size, pp, is_mla):
     """arg_groups/memory_hook.py ``reserve_for_graph_mb`` (no DP attention, no disaggregation): 2 MiB per decode
     batch slot with decode graphs (backend full by default); with the breakable prefill graph (CUDA's default,
     disabled by default with PP > 1: cuda_graph_hook.py ``apply_cuda_graph_compatibility``) 8 MiB per captured
     token count, or 1.5 GiB with an MLA backend."""
-    if not cuda_graph:
-        return 0.0
     reserved = decode_max_bs * 2.0
     if pp == 1:
         if not is_mla:
@@ -165,8 +160,7 @@ def reserve_for_graph_mb(decode_max_bs, chunked_prefill_size, pp, is_mla, cuda_g
     return reserved
 
 
-def default_reserved_mb(gpu_mem_mib, tp, pp, chunked_prefill_size=None, max_running_requests=None, is_mla=False,
-                        cuda_graph=True):
+def default_reserved_mb(gpu_mem_mib, tp, pp, chunked_prefill_size=None, max_running_requests=None, is_mla=False):
     """(activation part, graph part) in MiB of the reserve ``handle_gpu_memory_settings`` keeps out of the static
     pool: 512 MiB + 1.5 MiB x max(chunked_prefill_size, 2048) + TP x PP / 8 GiB (+ the graph reserve), at least
     10 GiB on GPUs above 60 GiB (the floor is counted in the activation part)."""
@@ -175,20 +169,10 @@ def default_reserved_mb(gpu_mem_mib, tp, pp, chunked_prefill_size=None, max_runn
     activation_tokens = max(chunked_prefill_size, 2048) if chunked_prefill_size > 0 else 2048
     activation = 512 + activation_tokens * 1.5 + tp * pp / 8.0 * 1024
     graph = reserve_for_graph_mb(decode_cuda_graph_max_bs(gpu_mem_mib, tp, max_running_requests), chunked_prefill_size,
-                                 pp, is_mla, cuda_graph)
+                                 pp, is_mla)
     if gpu_mem_mib is not None and gpu_mem_mib > 60 * 1024 and activation + graph < 10 * 1024:
         activation = 10 * 1024 - graph
     return activation, graph
-
-
-def default_mem_fraction_static(gpu_mem_mib, tp, pp, chunked_prefill_size=None, max_running_requests=None, is_mla=False,
-                                cuda_graph=True):
-    """SGLang's own --mem-fraction-static when none is given: round((gpu_mem - reserved) / gpu_mem, 3), gpu_mem being
-    the GPU's memory capacity in MiB (``get_device_memory_capacity``; 0.95 when unknown)."""
-    if not gpu_mem_mib:
-        return 0.95
-    activation, graph = default_reserved_mb(gpu_mem_mib, tp, pp, chunked_prefill_size, max_running_requests, is_mla, cuda_graph)
-    return round((gpu_mem_mib - activation - graph) / float(gpu_mem_mib), 3)
 
 
 def planned_mem_fraction_static(total_bytes, tp, pp, chunked_prefill_size, max_running_requests, is_mla):

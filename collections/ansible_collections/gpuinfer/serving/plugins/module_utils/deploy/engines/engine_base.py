@@ -4,10 +4,11 @@
 """What every engine description is made of, and the pieces engines share.
 
 An engine is one ``Engine`` instance in its own module (engine_vllm, engine_nim,
-engine_sglang), registered in engines.ENGINES. It knows its image, how to turn a plan
+engine_sglang), registered in registry.ENGINES. It knows its image, how to turn a plan
 and the role's settings into the leader (and worker) containers, its probes, ports,
-metrics path and queue-depth series, and how its model cache is laid out. The shared
-pod rules and the controller are added by workload.build_engine_objects.
+metrics path and queue-depth series, and how its model cache is laid out. The flags a
+plan implies are the planner's (plan/engine_facts.py); the shared pod rules and the
+controller are added by deploy/workload.py build_engine_objects.
 
 Pure Python: no Ansible, no network.
 """
@@ -15,6 +16,8 @@ Pure Python: no Ansible, no network.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
 
 API_PORT = 8000
 
@@ -29,8 +32,7 @@ CACHE_NIM = "nim"
 CUDA_MIN_DRIVER_MAJOR = {"12.4": 550, "12.6": 560, "12.8": 570, "12.9": 575, "13.0": 580}
 
 
-class EngineError(ValueError):
-    """Raised for engine settings that cannot produce a working container."""
+EngineError = engine_facts.EngineError
 
 
 class Engine(object):
@@ -89,46 +91,15 @@ class Engine(object):
 # Shared helpers
 # --------------------------------------------------------------------------------------------
 
-def flag_name(arg):
-    return str(arg).split("=", 1)[0]
-
-
 def check_extra_args(extra_args, managed, variable):
     if extra_args is None:
         return
     if isinstance(extra_args, (str, bytes)) or not isinstance(extra_args, (list, tuple)):
         raise EngineError("%s must be a list of flags such as ['--enable-prefix-caching'], got %r" % (variable, extra_args))
     for arg in extra_args:
-        if flag_name(arg) in managed:
+        if engine_facts.flag_name(arg) in managed:
             raise EngineError("%s must not contain %s: the role sets it from the plan (change the plan or the role "
-                              "variable instead)" % (variable, flag_name(arg)))
-
-
-def plan_value(plan, key, required=True):
-    value = plan.get(key)
-    if required and (value is None or value == ""):
-        raise EngineError("the plan has no plan.%s: re-run gpu_sizing or set it explicitly" % key)
-    return value
-
-
-def quantize_online(plan):
-    """True when the engine must quantize a float checkpoint itself (FP8 is the only method that can)."""
-    sizing = plan.get("plan") or {}
-    if "quantize_online" in sizing:
-        return bool(sizing["quantize_online"])
-    # Plans written before the key existed: FP8 planned for a checkpoint that is not FP8.
-    checkpoint = sizing.get("checkpoint_dtype") or (plan.get("model") or {}).get("native_dtype")
-    return sizing.get("dtype") == "fp8" and checkpoint != "fp8"
-
-
-def cast_dtype(plan, names):
-    """The engine's --dtype value when the plan serves a float checkpoint at another float precision."""
-    sizing = plan.get("plan") or {}
-    dtype = sizing.get("dtype")
-    checkpoint = sizing.get("checkpoint_dtype") or (plan.get("model") or {}).get("native_dtype")
-    if dtype in names and checkpoint and dtype != checkpoint:
-        return names[dtype]
-    return None
+                              "variable instead)" % (variable, engine_facts.flag_name(arg)))
 
 
 def secret_env(name, secret, key):

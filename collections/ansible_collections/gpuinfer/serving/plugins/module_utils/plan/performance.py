@@ -53,6 +53,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import math
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
@@ -108,13 +109,6 @@ class PerformanceError(ValueError):
         self.field = field
 
 
-def _positive_int(field, value):
-    number = inputs.whole_number(value)
-    if number is None:
-        raise PerformanceError(field, "%s=%r must be a positive integer" % (field, value))
-    return number
-
-
 def model_shape(spec):
     """The model shape predict() reads, from the planner's parsed config (a sizing.ModelSpec)."""
     moe_layers = [layer for layer in spec.layers if layer["moe"]]
@@ -146,12 +140,10 @@ def normalize_concurrency(concurrency, max_num_seqs=None):
         if not isinstance(concurrency, (list, tuple)) or not concurrency:
             raise PerformanceError("concurrency", "concurrency=%r must be a non-empty list of positive integers (clients "
                                    "in a closed loop), such as [1, 16, 64]" % (concurrency,))
-        values = []
-        for value in concurrency:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise PerformanceError("concurrency", "concurrency=%r: %r is not a positive integer; allowed: a non-empty "
-                                       "list of positive integers (clients in a closed loop)" % (list(concurrency), value))
-            values.append(value)
+        values = [inputs.whole_number(value) for value in concurrency]
+        if None in values:
+            raise PerformanceError("concurrency", "concurrency=%r: %r is not a positive integer; allowed: a non-empty list of "
+                                   "positive integers (clients in a closed loop)" % (list(concurrency), concurrency[values.index(None)]))
     return sorted(set(values))
 
 
@@ -388,15 +380,14 @@ def predict(shape, gpu, tensor_parallel_size, pipeline_parallel_size, stage_weig
     Returns {points: [...], peak_output_tokens_per_s, peak_concurrency, batch_limit}. ``peak=False`` skips the full-batch
     point (the peak is then the best of ``points``): for callers that search over concurrency one level at a time.
     """
-    input_len = _positive_int("input_len", input_len)
-    output_len = _positive_int("output_len", output_len)
-    max_num_seqs = _positive_int("max_num_seqs", max_num_seqs)
-    budget = _positive_int("max_num_batched_tokens", max_num_batched_tokens)
+    input_len, output_len, max_num_seqs, budget, tp, pp = (
+        inputs.whole_number(value, name=field, error=functools.partial(PerformanceError, field)) for field, value in (
+            ("input_len", input_len), ("output_len", output_len), ("max_num_seqs", max_num_seqs),
+            ("max_num_batched_tokens", max_num_batched_tokens), ("tensor_parallel_size", tensor_parallel_size),
+            ("pipeline_parallel_size", pipeline_parallel_size)))
     levels = normalize_concurrency(concurrency, max_num_seqs)
     if not gpu or not gpu.get("memory_bandwidth_bytes_per_s"):
         raise PerformanceError("gpu", "speed predictions need a catalog GPU (its datasheet bandwidth and TFLOP/s)")
-    tp = _positive_int("tensor_parallel_size", tensor_parallel_size)
-    pp = _positive_int("pipeline_parallel_size", pipeline_parallel_size)
     if len(stage_weights_bytes) != pp or len(stage_layers) != pp:
         raise PerformanceError("pipeline_parallel_size", "need one weights figure and one layer count per pipeline stage")
     engine = _Engine(shape, gpu, tp, pp, stage_weights_bytes, stage_layers, kv_bytes_per_token, dtype, quantization)

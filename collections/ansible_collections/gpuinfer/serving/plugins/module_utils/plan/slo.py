@@ -47,8 +47,8 @@ __metaclass__ = type
 
 import math
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import performance
-from ansible_collections.gpuinfer.serving.plugins.module_utils import sizing
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import performance
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import sizing
 
 OPTIONS = ("slo_ttft_ms", "slo_tpot_ms", "request_rate")
 # Most replicas the nearest feasible request rate counts on without a fixed replica count: the plan role's limit

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import observability
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import observability
 
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -23,7 +23,7 @@ def settings_problems(settings):
     problems = []
     engines = settings["engines"]
     if settings["engine"] not in engines:
-        problems.append("inference_service_engine=%s: allowed %s (registered in module_utils/engines.py)."
+        problems.append("inference_service_engine=%s: allowed %s (registered in module_utils/deploy/engines/registry.py)."
                         % (settings["engine"], ", ".join(engines)))
     if not SERVICE_NAME.match(str(settings["name"])):
         problems.append("inference_service_name='%s' must be a DNS label (lower case, digits, '-', starting with a letter)."
@@ -166,7 +166,7 @@ def build_objects(settings, monitoring_mode, autoscaling_mode):
             "spec": {"selector": {"matchLabels": labels}, "namespaceSelector": {"matchNames": [namespace]},
                      "endpoints": [{"port": "http", "path": settings["metrics_path"], "interval": settings["scrape_interval"]}]},
         })
-        # What reads that scrape: the Grafana dashboard and the alert rules (module_utils/observability.py).
+        # What reads that scrape: the Grafana dashboard and the alert rules (module_utils/deploy/observability.py).
         objects.extend(observability.build_objects(settings, labels))
     waiting = settings["target_waiting_quantity"]
     if autoscaling_mode == "hpa":

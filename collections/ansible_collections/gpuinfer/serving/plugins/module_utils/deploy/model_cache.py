@@ -16,7 +16,8 @@ import json
 import math
 import re
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs, shm
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import shm
 
 GIB = 1073741824
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

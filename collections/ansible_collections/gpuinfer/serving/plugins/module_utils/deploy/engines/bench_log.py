@@ -39,7 +39,7 @@ __metaclass__ = type
 import json
 import re
 
-# The line the benchmark Job prints before each run (module_utils/benchmark.py writes it).
+# The line the benchmark Job prints before each run (module_utils/deploy/benchmark.py writes it).
 MARKER = "gpuinfer-benchmark:"
 
 # The figures the comparison uses, in both the measured and the planned column.

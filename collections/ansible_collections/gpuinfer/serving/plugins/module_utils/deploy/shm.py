@@ -22,7 +22,7 @@ __metaclass__ = type
 import math
 
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout as replica
 
 MIB = 1024 ** 2
 GIB = 1024 ** 3
@@ -52,21 +52,6 @@ NCCL_P2P_BYTES_PER_RANK = 256 * MIB
 DEFAULT_MAX_NODE_FRACTION = 0.25
 
 
-def _positive_int(name, value, minimum=1):
-    number = inputs.whole_number(value, minimum)
-    if number is None:
-        raise ValueError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    return number
-
-
-def ranks_per_pod(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus_per_node=None):
-    """Number of GPU ranks that share one pod and therefore its /dev/shm: the layout's GPUs per pod."""
-    try:
-        return replica.replica_layout(tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node)["gpus_per_pod"]
-    except replica.LayoutError as exc:
-        raise ValueError(str(exc))
-
-
 def _bytes_for(layout, node_memory_bytes, max_node_fraction):
     ranks = layout["gpus_per_pod"]
     size = BASE_BYTES
@@ -79,7 +64,7 @@ def _bytes_for(layout, node_memory_bytes, max_node_fraction):
     if node_memory_bytes is not None:
         if isinstance(node_memory_bytes, float) and node_memory_bytes >= 1:
             node_memory_bytes = int(node_memory_bytes)
-        memory = _positive_int("node_memory_bytes", node_memory_bytes)
+        memory = inputs.whole_number(node_memory_bytes, name="node_memory_bytes", error=ValueError)
         try:
             fraction = float(max_node_fraction)
         except (TypeError, ValueError):
@@ -110,7 +95,7 @@ def shm_size_bytes(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus
 
 def format_gib(size_bytes):
     """Kubernetes quantity in whole GiB, rounded up: 17179869184 -> '16Gi'."""
-    value = _positive_int("size_bytes", size_bytes)
+    value = inputs.whole_number(size_bytes, name="size_bytes", error=ValueError)
     return "%dGi" % int(math.ceil(value / float(GIB)))
 
 
@@ -118,7 +103,7 @@ def shm_size_for_plan(plan, node_memory_bytes=None, max_node_fraction=DEFAULT_MA
     """'<n>Gi' for a gpuinfer plan.
 
     Accepts the full gpu_sizing result (with a ``plan`` key) or its inner ``plan``
-    dict (tensor_parallel_size, pipeline_parallel_size, nodes, gpus_per_node).
+    dict: its ``layout`` (plan/layout.py) says how many GPUs share a pod.
     """
     try:
         layout = replica.of_plan(plan)

@@ -4,8 +4,8 @@
 """The replica layout: how one engine replica maps onto pods, nodes and a controller.
 
 The one place that decides it. gpu_sizing puts the result in ``plan.layout``; plan
-validation, /dev/shm sizing and the workload builder read it from there (or ask
-``of_plan`` for plans written before the key existed) and never work it out again.
+validation, /dev/shm sizing and the workload builder read it from there (``of_plan``)
+and never work it out again.
 
 A replica is TP x PP GPU ranks. On one node it is one pod holding every rank, run by a
 Deployment. Across nodes it is one pod per node, each holding an equal share of the
@@ -33,28 +33,21 @@ class LayoutError(ValueError):
     """Raised for parallel sizes that cannot be laid out on pods."""
 
 
-def _count(name, value, minimum=1):
-    number = inputs.whole_number(value, minimum)
-    if number is None:
-        raise LayoutError("%s must be an integer >= %d, got %r" % (name, minimum, value))
-    return number
-
-
 def replica_layout(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus_per_node=None):
     """The layout of one replica.
 
     ``nodes`` is how many nodes the replica spans; ``gpus_per_node`` (optional) is the node
     size, which a pod may not exceed.
     """
-    tp = _count("tensor_parallel_size", tensor_parallel_size)
-    pp = _count("pipeline_parallel_size", pipeline_parallel_size)
-    pods = _count("nodes", nodes)
+    tp = inputs.whole_number(tensor_parallel_size, name="tensor_parallel_size", error=LayoutError)
+    pp = inputs.whole_number(pipeline_parallel_size, name="pipeline_parallel_size", error=LayoutError)
+    pods = inputs.whole_number(nodes, name="nodes", error=LayoutError)
     gpus_per_replica = tp * pp
     if gpus_per_replica % pods:
         raise LayoutError("tensor_parallel_size x pipeline_parallel_size = %d GPUs do not split evenly over %d nodes"
                           % (gpus_per_replica, pods))
     gpus_per_pod = gpus_per_replica // pods
-    if gpus_per_node is not None and gpus_per_pod > _count("gpus_per_node", gpus_per_node):
+    if gpus_per_node is not None and gpus_per_pod > inputs.whole_number(gpus_per_node, name="gpus_per_node", error=LayoutError):
         raise LayoutError("one pod would need %d GPUs but a node has %d: plan more nodes (TP x PP = %d)"
                           % (gpus_per_pod, int(gpus_per_node), gpus_per_replica))
     controller = DEPLOYMENT if pods == 1 else LEADER_WORKER_SET
@@ -74,18 +67,23 @@ def replica_layout(tensor_parallel_size, pipeline_parallel_size=1, nodes=1, gpus
 
 
 def of_plan(plan_result):
-    """The layout of a gpu_sizing result (or of its inner ``plan``): plan.layout when present."""
+    """The layout of a gpu_sizing result (or of its inner ``plan``): plan.layout, which every plan carries."""
     if not isinstance(plan_result, dict):
         raise LayoutError("the plan must be a dict (the gpu_sizing result), got %s" % type(plan_result).__name__)
     inner = plan_result.get("plan", plan_result)
     if not isinstance(inner, dict):
         raise LayoutError("plan.plan must be a dict, got %s" % type(inner).__name__)
-    if isinstance(inner.get("layout"), dict) and inner["layout"].get("controller"):
-        return inner["layout"]
-    if inner.get("tensor_parallel_size") in (None, ""):
-        raise LayoutError("the plan has no tensor_parallel_size (plan.tensor_parallel_size): run gpu_sizing (playbooks/plan.yml) and pass its plan")
-    return replica_layout(inner["tensor_parallel_size"], inner.get("pipeline_parallel_size") or 1,
-                          inner.get("nodes") or 1, inner.get("gpus_per_node"))
+    layout = inner.get("layout")
+    if not isinstance(layout, dict) or not layout.get("controller"):
+        raise LayoutError("the plan has no plan.layout (a plan written by gpuinfer.serving 0.1.0?): plan again with "
+                          "playbooks/plan.yml (gpuinfer.serving.gpu_sizing) and pass its plan")
+    # A plan edited by hand after gpu_sizing: the layout no longer holds the ranks the engine flags start.
+    tp = inputs.whole_number(inner.get("tensor_parallel_size"), name="plan.tensor_parallel_size", error=LayoutError)
+    pp = inputs.whole_number(inner.get("pipeline_parallel_size", 1), name="plan.pipeline_parallel_size", error=LayoutError)
+    if layout.get("gpus_per_replica") != tp * pp:
+        raise LayoutError("plan.layout holds %s GPUs per replica but tensor_parallel_size x pipeline_parallel_size = %d: plan "
+                          "again with playbooks/plan.yml rather than editing the plan" % (layout.get("gpus_per_replica"), tp * pp))
+    return layout
 
 
 def tolerations(layout, tolerate_gpu_taint=True, extra=None):

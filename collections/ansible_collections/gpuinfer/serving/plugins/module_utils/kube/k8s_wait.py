@@ -22,7 +22,7 @@ import re
 import ssl
 import time
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import rollout
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import rollout
 
 CONDITIONS = ("ready", "complete", "exists", "absent")
 
@@ -493,7 +493,6 @@ class Waiter(object):
         # ``list_pods()`` returns the workload's pods; their problems, lasting ``stuck_timeout`` s, end the wait early.
         self.list_pods = list_pods
         self.detector = rollout.StuckDetector(stuck_timeout) if list_pods is not None else None
-        self.pod_errors = 0
 
     def _result(self, now, ready, job_failed=False):
         result = {
@@ -545,7 +544,6 @@ class Waiter(object):
         try:
             pods = self.list_pods()
         except Exception:  # pylint: disable=broad-except  # the object itself is polled; its pods are a diagnosis
-            self.pod_errors += 1
             return
         stuck = self.detector.observe(obj, pods, now)
         if stuck:
@@ -597,11 +595,6 @@ class Waiter(object):
                 pause = min(pause, to_limit if to_limit > 0 else OUTAGE_RECHECK)
             if pause > 0:
                 self.sleep(pause)
-
-
-def wait(fetch, target, condition, **kwargs):
-    """Convenience: ``Waiter(fetch, target, condition, **kwargs).run()``."""
-    return Waiter(fetch, target, condition, **kwargs).run()
 
 
 # ---------------------------------------------------------------- resource lookup

@@ -15,30 +15,21 @@ __metaclass__ = type
 
 import shlex
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_vllm
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
 
 IMAGE_TAG = "2.1.6"
-# The vLLM release NIM 2.1.6 runs (its release notes: "vLLM 0.32.0, SGLang 0.5.22"; tests/contracts/nim/nim-2.1.json,
-# key rn216): a NIM plan follows that release's memory accounting, not the vllm role's pinned image.
-VLLM_VERSION = "0.32.0"
 
 MANAGED_FLAGS = ("--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--served-model-name")
-
-# Plan flags NIM 2.x takes from documented NIM_* variables (NIM_PIPELINE_PARALLEL_SIZE, NIM_MAX_MODEL_LEN,
-# NIM_SERVED_MODEL_NAME), or from the profile it selects (precision). The tensor parallel size has no
-# NIM_* variable in the 2.x env reference (tests/contracts/nim), so it goes through NIM_PASSTHROUGH_ARGS.
-NOT_PASSED_THROUGH = ("--pipeline-parallel-size", "--max-model-len", "--served-model-name", "--dtype", "--quantization")
 RAY_PORT = 6379
 
 
 def passthrough_args(plan, extra_args=None):
-    """Engine flags the plan implies that NIM has no NIM_* variable for, for NIM_PASSTHROUGH_ARGS."""
+    """NIM_PASSTHROUGH_ARGS: the plan's flags NIM has no NIM_* variable for (engine_facts.nim_passthrough_flags), then
+    the user's own."""
     base.check_extra_args(extra_args, MANAGED_FLAGS, "nim_extra_args")
-    # NIM 2.x runs vLLM inside: the pass-through flags are vLLM's.
-    args = [flag for flag in engine_vllm.plan_flags(plan)
-            if base.flag_name(flag) not in NOT_PASSED_THROUGH and flag != "--kv-cache-dtype=auto"]
+    args = engine_facts.nim_passthrough_flags(plan)
     args.extend(str(arg) for arg in extra_args or [])
     return args
 
@@ -64,8 +55,8 @@ def containers(plan, layout, settings):
         base.secret_env("NGC_API_KEY", settings["ngc_secret"], settings.get("ngc_secret_key") or "NGC_API_KEY"),
         {"name": "NIM_CACHE_PATH", "value": settings["cache_mount_path"]},
         {"name": "NIM_SERVER_PORT", "value": str(port)},
-        {"name": "NIM_PIPELINE_PARALLEL_SIZE", "value": str(int(base.plan_value(sizing, "pipeline_parallel_size")))},
-        {"name": "NIM_MAX_MODEL_LEN", "value": str(int(base.plan_value(sizing, "max_model_len")))},
+        {"name": "NIM_PIPELINE_PARALLEL_SIZE", "value": str(int(engine_facts.plan_value(sizing, "pipeline_parallel_size")))},
+        {"name": "NIM_MAX_MODEL_LEN", "value": str(int(engine_facts.plan_value(sizing, "max_model_len")))},
         {"name": "NIM_SERVED_MODEL_NAME", "value": str(settings["served_model_name"])},
     ]
     if settings.get("model_profile"):
@@ -78,7 +69,7 @@ def containers(plan, layout, settings):
         raise base.EngineError("nim_extra_args needs nim_passthrough_engine_args=true (NIM_PASSTHROUGH_ARGS, NIM 2.0 and later)")
     else:
         # NIM 1.x, which has no pass-through, documented NIM_TENSOR_PARALLEL_SIZE.
-        env.append({"name": "NIM_TENSOR_PARALLEL_SIZE", "value": str(int(base.plan_value(sizing, "tensor_parallel_size")))})
+        env.append({"name": "NIM_TENSOR_PARALLEL_SIZE", "value": str(int(engine_facts.plan_value(sizing, "tensor_parallel_size")))})
     if layout["multi_node"]:
         env.extend([
             {"name": "NIM_NUM_COMPUTE_NODES", "value": str(layout["pods_per_replica"])},
@@ -117,7 +108,7 @@ def pod(settings):
 
 ENGINE = base.Engine(
     name="nim",
-    title="NVIDIA NIM",
+    title=engine_facts.TITLES["nim"],
     # Per model: the role maps the plan's Hugging Face id to nvcr.io/nim/<org>/<model> (nim_model_images).
     image_repository="",
     image_tag=IMAGE_TAG,

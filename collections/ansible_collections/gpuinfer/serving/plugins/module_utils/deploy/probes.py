@@ -18,6 +18,8 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+
 DEFAULT_DOWNLOAD_MB_S = 100.0
 DEFAULT_DISK_READ_MB_S = 500.0
 DEFAULT_MARGIN_SECONDS = 600
@@ -53,15 +55,11 @@ def startup_probe_budget(weights_bytes, nodes=1, download_mb_s=DEFAULT_DOWNLOAD_
     deliver; dividing by the GPU count would assume per-GPU disks.
     """
     weights = _positive_number("weights_bytes", weights_bytes)
-    node_count = _positive_number("nodes", nodes)
-    if node_count != int(node_count):
-        raise ProbeBudgetError("nodes must be a whole number, got %r" % (nodes,))
+    node_count = inputs.whole_number(nodes, name="nodes", error=ProbeBudgetError)
     download_rate = _positive_number("download_mb_s", download_mb_s) * _MB
     disk_rate = _positive_number("disk_read_mb_s", disk_read_mb_s) * _MB
     margin = _positive_number("margin_seconds", margin_seconds, allow_zero=True)
-    period = _positive_number("period_seconds", period_seconds)
-    if period != int(period):
-        raise ProbeBudgetError("period_seconds must be a whole number, got %r" % (period_seconds,))
+    period = inputs.whole_number(period_seconds, name="period_seconds", error=ProbeBudgetError)
 
     download_seconds = 0 if weights_cached else int(math.ceil(weights / download_rate))
     load_seconds = int(math.ceil(weights / node_count / disk_rate))

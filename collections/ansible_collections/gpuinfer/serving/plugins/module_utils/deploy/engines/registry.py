@@ -3,8 +3,9 @@
 # Apache License 2.0 (see LICENSE)
 """The engine registry: every engine the collection can deploy, by the name users give it.
 
-Adding an engine is one module that builds a engine_base.Engine (see engine_sglang.py),
-its role (defaults and argument spec) and its tests, plus one line in ENGINES below.
+Adding an engine is one module that builds an engine_base.Engine (see engine_sglang.py), its
+name, title and plan flags in plan/engine_facts.py, its role (defaults and argument spec) and
+its tests, plus one line in ENGINES below.
 
 Pure Python: no Ansible, no network.
 """
@@ -13,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base, engine_nim, engine_sglang, engine_vllm
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_base, engine_nim, engine_sglang, engine_vllm
 
 ENGINES = {
     "vllm": engine_vllm.ENGINE,
@@ -24,12 +25,6 @@ ENGINES = {
 EngineError = engine_base.EngineError
 API_PORT = engine_base.API_PORT
 
-# The vLLM release the planner models (its memory accounting is the plan's); NIM runs its own.
-VLLM_VERSION = engine_vllm.VERSION
-NIM_VLLM_VERSION = engine_nim.VLLM_VERSION
-
-vllm_plan_flags = engine_vllm.plan_flags
-vllm_engine_args = engine_vllm.engine_args
 hf_cache_env = engine_base.hf_cache_env
 hf_download_args = engine_base.hf_download_args
 

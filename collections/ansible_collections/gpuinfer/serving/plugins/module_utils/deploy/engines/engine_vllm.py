@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpuinfer.serving contributors
 # Apache License 2.0 (see LICENSE)
-"""vLLM, described once: image, flags from the plan, containers, probes, metrics, cache.
+"""vLLM, described once: image, containers, probes, metrics, cache; the flags a plan implies are the planner's
+(plan/engine_facts.py vllm_plan_flags).
 
 Flags, VLLM_* variables and metric names are checked against the pinned release's own
 source by tests/contracts (vllm-<version>.json).
@@ -13,11 +14,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base as base
 from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import engine_base as base
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
 
 # The vLLM release the role pins (vllm_image_tag); the planner models this release's memory accounting.
-VERSION = "0.34.0"
+VERSION = engine_facts.VLLM_VERSION
 IMAGE_REPOSITORY = "vllm/vllm-openai"
 IMAGE_TAG = "v" + VERSION
 
@@ -30,41 +32,13 @@ MANAGED_FLAGS = (
     "--nnodes", "--node-rank", "--master-addr", "--master-port", "--headless",
 )
 
-# vLLM's --dtype names for the float precisions the planner plans in.
-DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 DEFAULT_MASTER_PORT = 29501
-
-
-def plan_flags(plan):
-    """The vLLM flags a gpu_sizing plan implies, one "--flag=value" string each.
-
-    The single source of the plan's engine flags: the plan report (gpu_sizing's vllm_args),
-    the vLLM pod's arguments and NIM's pass-through all come from here.
-    """
-    sizing = plan.get("plan") or {}
-    flags = [
-        "--tensor-parallel-size=%d" % int(base.plan_value(sizing, "tensor_parallel_size")),
-        "--pipeline-parallel-size=%d" % int(base.plan_value(sizing, "pipeline_parallel_size")),
-        "--max-model-len=%d" % int(base.plan_value(sizing, "max_model_len")),
-        "--gpu-memory-utilization=%s" % base.plan_value(sizing, "gpu_memory_utilization"),
-        "--max-num-seqs=%d" % int(base.plan_value(sizing, "max_num_seqs")),
-    ]
-    if sizing.get("max_num_batched_tokens"):
-        flags.append("--max-num-batched-tokens=%d" % int(sizing["max_num_batched_tokens"]))
-    dtype = base.cast_dtype(plan, DTYPE_NAMES)
-    if dtype:
-        flags.append("--dtype=%s" % dtype)
-    # A pre-quantized checkpoint needs no flag: vLLM reads the method from its quantization_config.
-    if base.quantize_online(plan):
-        flags.append("--quantization=fp8")
-    flags.append("--kv-cache-dtype=%s" % (sizing.get("kv_cache_dtype") or "auto"))
-    return flags
 
 
 def engine_args(plan, served_model_name, download_dir, extra_args=None, port=base.API_PORT, revision=None):
     """vLLM serve flags for the pod: the plan's flags plus the serving and cache settings."""
     base.check_extra_args(extra_args, MANAGED_FLAGS, "vllm_extra_args")
-    args = plan_flags(plan)
+    args = engine_facts.vllm_plan_flags(plan)
     if not served_model_name:
         raise base.EngineError("served_model_name is empty: set vllm_served_model_name")
     args.append("--served-model-name=%s" % served_model_name)
@@ -115,7 +89,7 @@ def containers(plan, layout, settings):
 
 ENGINE = base.Engine(
     name="vllm",
-    title="vLLM",
+    title=engine_facts.TITLES["vllm"],
     image_repository=IMAGE_REPOSITORY,
     image_tag=IMAGE_TAG,
     containers=containers,

@@ -4,10 +4,10 @@
 """Kubernetes workload objects for every engine.
 
 ``build_engine_objects`` is the one call a deploy makes: plan + engine name + settings
-in, every workload object out. The engine description (engines.get) builds the
+in, every workload object out. The engine description (registry.get) builds the
 containers; this module adds the pod rules all engines share (GPU scheduling, the
 memory-backed /dev/shm, the model cache volume, NCCL and RDMA settings) and wraps them
-into the controller the replica layout (layout.py) names: a Deployment for one node, a
+into the controller the replica layout (plan/layout.py) names: a Deployment for one node, a
 LeaderWorkerSet group for several, plus a PodDisruptionBudget.
 
 Pure Python: no Ansible, no network.
@@ -19,13 +19,14 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines, probes, rollout as day2
-from ansible_collections.gpuinfer.serving.plugins.module_utils import layout as replica
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import probes, rollout as day2
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import layout as replica
 
 MANAGED_BY = "gpuinfer.serving"
 PART_OF = "gpuinfer-serving"
 LWS_API_VERSION = replica.CONTROLLER_API_VERSIONS[replica.LEADER_WORKER_SET]
-LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = replica.GPU_RESOURCE
@@ -54,20 +55,6 @@ def standard_labels(name, instance):
 def selector_labels(name, instance):
     """Labels a Deployment selects its pods by: stable, since a selector is immutable."""
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
-
-
-def _whole(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            as_float = float(value)
-        except (TypeError, ValueError):
-            raise WorkloadError("%s must be a whole number, got %r" % (name, value))
-        if as_float != int(as_float):
-            raise WorkloadError("%s must be a whole number, got %r" % (name, value))
-        value = int(as_float)
-    if value < minimum:
-        raise WorkloadError("%s must be at least %d, got %d" % (name, minimum, value))
-    return value
 
 
 def gpu_scheduling(gpu_labels, tolerate_gpu_taint=True, extra_tolerations=None,
@@ -135,9 +122,9 @@ def rollout_plan(choice, replicas, gpus_per_replica, spare_gpus):
     """
     if choice not in ROLLOUT_CHOICES:
         raise WorkloadError("rollout strategy must be one of %s, got %r" % (", ".join(ROLLOUT_CHOICES), choice))
-    replicas = _whole("replicas", replicas, 0)
-    gpus_per_replica = _whole("gpus_per_replica", gpus_per_replica, 1)
-    spare = _whole("spare_gpus", spare_gpus or 0, 0)
+    replicas = inputs.whole_number(replicas, 0, "replicas", WorkloadError)
+    gpus_per_replica = inputs.whole_number(gpus_per_replica, 1, "gpus_per_replica", WorkloadError)
+    spare = inputs.whole_number(spare_gpus or 0, 0, "spare_gpus", WorkloadError)
     can_surge = spare >= gpus_per_replica
     surge = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     in_place = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
@@ -212,8 +199,8 @@ def _pod_spec(spec, container, pod_extra):
     if spec.get("service_account"):
         pod["serviceAccountName"] = spec["service_account"]
     if spec.get("termination_grace_period_seconds") is not None:
-        pod["terminationGracePeriodSeconds"] = _whole("termination_grace_period_seconds",
-                                                      spec["termination_grace_period_seconds"], 0)
+        pod["terminationGracePeriodSeconds"] = inputs.whole_number(spec["termination_grace_period_seconds"], 0,
+                                                                   "termination_grace_period_seconds", WorkloadError)
     if spec.get("priority_class"):
         pod["priorityClassName"] = spec["priority_class"]
     pod.update(pod_extra)
@@ -223,8 +210,8 @@ def _pod_spec(spec, container, pod_extra):
 def build_workload(spec):
     """Return [workload, PodDisruptionBudget] for an engine.
 
-    spec keys: name, namespace, instance, engine, replicas, layout (layout.replica_layout; or the
-    legacy nodes + gpus_per_pod), gpu_labels, leader_container, worker_container (multi-node),
+    spec keys: name, namespace, instance, engine, replicas, layout (plan/layout.py replica_layout),
+    gpu_labels, leader_container, worker_container (multi-node),
     shm_size, cache {pvc_name, mount_path}, nccl {socket_ifname, ib_hca, debug},
     rdma {enabled, resource, count}, rollout {strategy, spare_gpus},
     lws {startup_policy, restart_policy, exclusive_topology}, pdb {enabled, max_unavailable},
@@ -232,18 +219,13 @@ def build_workload(spec):
     pod_security_context, service_account, leader_annotations, labels, resources,
     termination_grace_period_seconds, priority_class.
     """
-    for key in ("name", "namespace", "instance", "engine", "leader_container"):
+    for key in ("name", "namespace", "instance", "engine", "leader_container", "layout"):
         if not spec.get(key):
             raise WorkloadError("workload description is missing %r" % key)
-    layout = spec.get("layout")
-    if not layout:
-        nodes = _whole("nodes", spec.get("nodes", 1), 1)
-        per_pod = _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
-        layout = replica.replica_layout(per_pod * nodes, 1, nodes)
-        spec = dict(spec, layout=layout)
+    layout = spec["layout"]
     nodes = layout["pods_per_replica"]
-    gpus_per_pod = _whole("gpus_per_pod", layout["gpus_per_pod"], 1)
-    replicas = _whole("replicas", spec.get("replicas", 1), 0)
+    gpus_per_pod = inputs.whole_number(layout["gpus_per_pod"], 1, "gpus_per_pod", WorkloadError)
+    replicas = inputs.whole_number(spec.get("replicas", 1), 0, "replicas", WorkloadError)
     if layout["multi_node"] and not spec.get("worker_container"):
         raise WorkloadError("a %d-node group needs worker_container (the command run on non-leader pods)" % nodes)
     cache = spec.get("cache") or {}
@@ -283,7 +265,8 @@ def build_workload(spec):
         }
         if spec.get("progress_deadline_seconds"):
             # Kubernetes' 600 s default would call a model still loading a failed rollout.
-            workload["spec"]["progressDeadlineSeconds"] = _whole("progress_deadline_seconds", spec["progress_deadline_seconds"], 1)
+            workload["spec"]["progressDeadlineSeconds"] = inputs.whole_number(spec["progress_deadline_seconds"], 1,
+                                                                              "progress_deadline_seconds", WorkloadError)
         pdb_selector = selector_labels(engine, instance)
     else:
         lws_spec = spec.get("lws") or {}
@@ -321,7 +304,7 @@ def build_workload(spec):
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": {"maxUnavailable": _whole("pdb.max_unavailable", pdb.get("max_unavailable", 1), 0),
+            "spec": {"maxUnavailable": inputs.whole_number(pdb.get("max_unavailable", 1), 0, "pdb.max_unavailable", WorkloadError),
                      "selector": {"matchLabels": pdb_selector}},
         })
     return objects
@@ -330,16 +313,10 @@ def build_workload(spec):
 def rollout_reason(spec):
     """The sentence explaining the chosen rollout strategy of the controller the spec gets, for the role's output."""
     rollout_spec = spec.get("rollout") or {}
-    layout = spec.get("layout")
-    if layout:
-        gpus = layout["gpus_per_replica"]
-        multi_node = layout["controller"] == replica.LEADER_WORKER_SET
-    else:
-        nodes = _whole("nodes", spec.get("nodes", 1), 1)
-        gpus = nodes * _whole("gpus_per_pod", spec.get("gpus_per_pod"), 1)
-        multi_node = nodes > 1
-    plan = rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), gpus, rollout_spec.get("spare_gpus", 0))
-    return plan["lws_reason"] if multi_node else plan["reason"]
+    layout = spec["layout"]
+    plan = rollout_plan(rollout_spec.get("strategy", "auto"), spec.get("replicas", 1), layout["gpus_per_replica"],
+                        rollout_spec.get("spare_gpus", 0))
+    return plan["lws_reason"] if layout["controller"] == replica.LEADER_WORKER_SET else plan["reason"]
 
 
 def check_plan(plan):
@@ -365,8 +342,7 @@ def check_plan(plan):
     try:
         return replica.of_plan(plan)
     except replica.LayoutError as exc:
-        raise WorkloadError("gpuinfer_plan: %s. For TP larger than a node, plan a multi-node layout (nodes > 1, TP = GPUs per "
-                            "node and PP = nodes) so the collection deploys a LeaderWorkerSet." % exc)
+        raise WorkloadError("gpuinfer_plan: %s" % exc)
 
 
 def build_engine_objects(plan, engine_name, settings):

@@ -24,7 +24,7 @@ __metaclass__ = type
 import hashlib
 import json
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy.engines import registry as engines
 
 # The series each engine family publishes, by what the panel or alert shows. The family is the prefix of the
 # engine description's queue series (engine_<name>.py): NIM 2.x runs vLLM inside and publishes vLLM's series.

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import engine_base, engine_nim, engine_sglang, engines
+from ansible_collections.gpuinfer.serving.plugins.module_utils.plan import engine_facts
 
 GIB = 1024 ** 3
 
@@ -64,29 +64,29 @@ def _engine_rows(plan):
 
 def _served_model_flag(result):
     """The --served-model-name gpu_sizing added to vllm_args (only when it was given a served model name)."""
-    return [flag for flag in result.get("vllm_args") or [] if engine_base.flag_name(flag) == "--served-model-name"]
+    return [flag for flag in result.get("vllm_args") or [] if engine_facts.flag_name(flag) == "--served-model-name"]
 
 
 def _vllm_flags(result):
-    # gpu_sizing computed them already (engine_vllm.plan_flags + the served model name): its documented vllm_args.
+    # gpu_sizing computed them already (engine_facts.vllm_plan_flags + the served model name): its documented vllm_args.
     return [" ".join(result.get("vllm_args") or [])]
 
 
 def _sglang_flags(result):
-    return [" ".join(engine_sglang.plan_flags(result) + _served_model_flag(result))]
+    return [" ".join(engine_facts.sglang_plan_flags(result) + _served_model_flag(result))]
 
 
 def _nim_flags(result):
     """NIM takes the plan's vLLM flags it has no NIM_* variable for in NIM_PASSTHROUGH_ARGS (what the nim role
     sets), and the pipeline parallel size, context length and served model name in its own variables."""
     plan = result.get("plan") or {}
-    variables = ["NIM_PIPELINE_PARALLEL_SIZE=%d" % int(engine_base.plan_value(plan, "pipeline_parallel_size")),
-                 "NIM_MAX_MODEL_LEN=%d" % int(engine_base.plan_value(plan, "max_model_len"))]
+    variables = ["NIM_PIPELINE_PARALLEL_SIZE=%d" % int(engine_facts.plan_value(plan, "pipeline_parallel_size")),
+                 "NIM_MAX_MODEL_LEN=%d" % int(engine_facts.plan_value(plan, "max_model_len"))]
     variables.extend("NIM_SERVED_MODEL_NAME=%s" % flag.split("=", 1)[1] for flag in _served_model_flag(result))
-    return ["NIM_PASSTHROUGH_ARGS: " + " ".join(engine_nim.passthrough_args(result)), " ".join(variables)]
+    return ["NIM_PASSTHROUGH_ARGS: " + " ".join(engine_facts.nim_passthrough_flags(result)), " ".join(variables)]
 
 
-# The plan's flags in each engine's own terms, from the engine description's functions.
+# The plan's flags in each engine's own terms (engine_facts: the functions the engine descriptions build pods with).
 ENGINE_FLAGS = {"vllm": _vllm_flags, "sglang": _sglang_flags, "nim": _nim_flags}
 
 
@@ -99,9 +99,9 @@ def engine_flags_section(result):
         return []
     try:
         lines = ENGINE_FLAGS[name](result)
-    except (engines.EngineError, TypeError, ValueError):
+    except (engine_facts.EngineError, TypeError, ValueError):
         return []
-    return ["", "%s flags:" % engines.get(name).title] + ["  " + line for line in lines]
+    return ["", "%s flags:" % engine_facts.TITLES[name]] + ["  " + line for line in lines]
 
 
 def speed_section(result):
@@ -157,17 +157,6 @@ def slo_section(result):
     if slo.get("reason"):
         lines.append("  " + str(slo["reason"]))
     return lines
-
-
-def refusal_message(result, model=None, gpu=None):
-    """The one-line refusal of a plan that does not fit: the reasons, then what would help - only when there is some
-    (no dangling "What would:" when the advice is empty)."""
-    plan = result.get("plan") or {}
-    text = "%s does not fit on %s: %s" % ((result.get("model") or {}).get("id", model), plan.get("gpu", gpu),
-                                          " ".join(plan.get("warnings") or []))
-    if result.get("advice"):
-        text += " What would: %s" % " ".join(result["advice"])
-    return text
 
 
 def render_report(result):

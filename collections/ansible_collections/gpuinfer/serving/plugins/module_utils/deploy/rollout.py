@@ -16,6 +16,8 @@ __metaclass__ = type
 import hashlib
 import json
 
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+
 # Container waiting reasons that do not clear by themselves: the kubelet keeps backing off.
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable")
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CreatePodSandboxError")
@@ -49,10 +51,6 @@ HISTORY_LIMIT_BYTES = 900 * 1024
 
 class RolloutError(Exception):
     pass
-
-
-def _since(state_or_condition, fallback):
-    return (state_or_condition or {}).get("lastTransitionTime") or (state_or_condition or {}).get("startedAt") or fallback
 
 
 def _container_problems(pod_name, statuses, init):
@@ -263,8 +261,7 @@ def record_revision(history, objects, when, keep):
     Applying what is already the newest revision changes nothing (an idempotent re-run writes the same
     ConfigMap); a revision applied again moves to the end with its old number.
     """
-    if int(keep) < 1:
-        raise RolloutError("keep must be at least 1, got %r" % (keep,))
+    keep = inputs.whole_number(keep, name="keep", error=RolloutError)
     history = json.loads(json.dumps(history or {"revisions": []}))
     revisions = history.setdefault("revisions", [])
     objects = recordable(objects)
@@ -275,7 +272,7 @@ def record_revision(history, objects, when, keep):
     number = earlier[0]["revision"] if earlier else max([r.get("revision", 0) for r in revisions] + [0]) + 1
     revisions[:] = [r for r in revisions if r.get("digest") != this]
     revisions.append({"revision": number, "digest": this, "recorded": when, "summary": summarize(objects), "objects": objects})
-    del revisions[:-int(keep)]
+    del revisions[:-keep]
     while len(revisions) > 1 and len(json.dumps(history)) > HISTORY_LIMIT_BYTES:
         del revisions[0]
     return history

@@ -13,7 +13,8 @@ __metaclass__ = type
 
 from decimal import Decimal
 
-from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs, rollout
+from ansible_collections.gpuinfer.serving.plugins.module_utils import inputs
+from ansible_collections.gpuinfer.serving.plugins.module_utils.deploy import rollout
 
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -22,7 +23,6 @@ TERMINATED_POD_PHASES = ("Succeeded", "Failed")
 # Server-side filter for the pod list, so terminated and unscheduled pods never cross the wire.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,spec.nodeName!="
 
-GFD_PREFIX = "nvidia.com/"
 GFD_LABELS = (
     "nvidia.com/gpu.present",
     "nvidia.com/gpu.product",

@@ -70,7 +70,8 @@ options:
     default: 600
   delay:
     description:
-      - Seconds between two polls.
+      - The most seconds between two polls. The pauses start at 1 second and double up to O(delay), so what
+        finishes in seconds (a cached download, an unchanged workload) is seen in seconds.
     type: int
     default: 5
   pod_selector:
@@ -360,6 +361,7 @@ def run_module():
         server=host,
         list_pods=list_pods,
         stuck_timeout=params["stuck_timeout"],
+        backoff=True,
     )
     failure = None
     try:

@@ -40,6 +40,8 @@ OUTAGE_LIMIT_NAME = "gpuinfer_api_outage_timeout"
 # During an outage the object is polled right when the limit is reached and again this much later, when the
 # wait fails if there is still no answer (so a limit of 60 s fails at ~61 s, with the message saying 61 s).
 OUTAGE_RECHECK = 1.0
+# The first pause between two polls; each later one doubles, up to the caller's delay.
+FIRST_PAUSE = 1.0
 # Slack for timer jitter: the poll scheduled right at the limit must not already count as past it.
 OUTAGE_SLACK = 0.5
 
@@ -472,7 +474,7 @@ class Waiter(object):
 
     def __init__(self, fetch, target, condition, timeout=600, delay=5, api_outage_timeout=60, server="(unknown)",
                  clock=time.monotonic, sleep=time.sleep, outage_limit_name=OUTAGE_LIMIT_NAME,
-                 list_pods=None, stuck_timeout=0):
+                 list_pods=None, stuck_timeout=0, backoff=False):
         if condition not in CONDITIONS:
             raise ValueError("unknown condition %r (expected one of %s)" % (condition, ", ".join(CONDITIONS)))
         self.fetch = fetch
@@ -492,6 +494,7 @@ class Waiter(object):
         self.started = None
         # ``list_pods()`` returns the workload's pods; their problems, lasting ``stuck_timeout`` s, end the wait early.
         self.list_pods = list_pods
+        self.backoff = backoff
         self.detector = rollout.StuckDetector(stuck_timeout) if list_pods is not None else None
 
     def _result(self, now, ready, job_failed=False):
@@ -588,7 +591,11 @@ class Waiter(object):
                 self._fail(now, self._outage_message(now), "api_outage")
             if now >= deadline:
                 self._fail(now, self._timeout_message(now), "timeout")
+            # 1, 2, 4 ... seconds up to ``delay``: what finishes in seconds (a cached download, a re-run) is seen in
+            # seconds, and a long wait still polls every ``delay``.
             pause = min(self.delay, deadline - now)
+            if self.backoff:
+                pause = min(pause, FIRST_PAUSE * 2 ** min(self.polls - 1, 16))
             if self.outages.active:
                 # Poll once more right at the limit, then soon after it, so the failure comes on time.
                 to_limit = self.outages.started + self.api_outage_timeout - now

@@ -244,3 +244,19 @@ def test_surge_capacity_counts_whole_replicas_left_beside_the_planned_ones():
     assert surge([8, 8, 8, 4], 3) == 0          # 4 free GPUs do not hold an 8-GPU replica
     assert surge([8, 8, 8, 8], 2, slots=2) == 0  # two 2-node groups take all four nodes: none left
     assert surge([8, 8, 8, 8], 1, slots=2) == 1  # two nodes left: a whole surge group fits
+
+
+def test_the_wait_backs_off_from_one_second_up_to_its_delay():
+    clock = Clock()
+    pauses = []
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        clock.sleep(seconds)
+
+    job = {"metadata": {"name": "download"}, "spec": {"completions": 1}, "status": {"active": 1}}
+    waiter = waiting.Waiter(lambda: job, waiting.Target("batch/v1", "Job", "download", "llm-serving"), "complete",
+                            timeout=60, delay=15, clock=clock, sleep=sleep, backoff=True)
+    with pytest.raises(waiting.WaitFailed):
+        waiter.run()
+    assert pauses[:6] == [1, 2, 4, 8, 15, 15]

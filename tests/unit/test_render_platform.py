@@ -1,4 +1,4 @@
-"""Render the platform roles (gpu_operator, model_cache) to files and check every manifest.
+"""Render the platform roles (gpu_operator; model_cache, whose built objects are written as the deploy writes them) and check every manifest.
 
 Runs ansible-playbook in render mode (gpuinfer_render_dir): nothing reaches a cluster.
 Every Kubernetes object written is validated offline against the OpenAPI schema of the
@@ -58,13 +58,26 @@ def run_role(tmp_path, role, extra_vars, inventory=None, verbosity=None):
     """Render `role` into tmp_path/render; return (CompletedProcess, render dir)."""
     render_dir = tmp_path / "render"
     playbook = tmp_path / "play.yml"
+    # model_cache builds its objects and creates nothing (gpuinfer.serving.deploy writes them): its output,
+    # model_cache_files, is written here as the deploy would, one file per entry.
+    written = [{
+        "name": "Write the objects the role built",
+        "ansible.builtin.copy": {
+            "dest": str(render_dir) + "/{{ item.name }}.yaml",
+            "mode": "0644",
+            "content": "{{ item.objects | map('ansible.builtin.to_nice_yaml') | join('---\n') }}",
+        },
+        "loop": "{{ model_cache_files }}",
+    }] if role == "model_cache" else []
+    if written:
+        render_dir.mkdir()
     playbook.write_text(yaml.safe_dump([{
         "name": "render " + role,
         "hosts": "localhost",
         "gather_facts": False,
         "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
         "roles": ["gpuinfer.serving." + role],
-        "post_tasks": [{
+        "post_tasks": written + [{
             "name": "Write the facts the role published",
             "ansible.builtin.copy": {
                 "dest": str(tmp_path / "facts.json"),

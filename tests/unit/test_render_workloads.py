@@ -93,11 +93,13 @@ def rendered(request, tmp_path_factory):
         plan_file = plan_file(tmp_path_factory.mktemp(request.param + "-plan"))
     result = run_playbook(render_dir, plan_file, SECRETS + extra)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    objects = []
+    objects, cache_objects = [], []
     for path in sorted(render_dir.glob("*.yaml")):
-        objects.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
-    return {"name": request.param, "dir": render_dir, "objects": objects, "plan": load_plan(plan_file),
-            "args": extra}
+        # model-cache.yaml and model-download.yaml: the model_cache role's objects, which the deploy writes beside them.
+        (cache_objects if path.name.startswith("model-") else objects).extend(
+            doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+    return {"name": request.param, "dir": render_dir, "objects": objects, "cache_objects": cache_objects,
+            "plan": load_plan(plan_file), "args": extra}
 
 
 def by_kind(objects, kind):
@@ -167,6 +169,12 @@ def test_every_object_carries_the_collection_labels(rendered):
         assert labels["app.kubernetes.io/part-of"] == "gpuinfer-serving"
         assert labels["app.kubernetes.io/instance"] == "llm"
         assert labels["app.kubernetes.io/name"] == engine_of(rendered)
+    assert rendered["cache_objects"], "the cache objects were not rendered beside the engine's"
+    for obj in rendered["cache_objects"]:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "gpuinfer.serving"
+        assert labels["app.kubernetes.io/instance"] == "llm"
+        assert labels["app.kubernetes.io/name"] == "model-cache"
 
 
 # --- Workload -------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ EXAMPLES = {
     "model_cache": {"mode": "render", "extra": {"vault_hf_token": "hf_example_token_not_written"},
                     "files": {"model-cache.yaml": ["Namespace", "PersistentVolumeClaim"], "model-download.yaml": ["Job"],
                               "llama70b-vllm.yaml": ["Deployment"]}},
+    "deploy": {"mode": "render", "files": {"model-cache.yaml": ["Namespace", "PersistentVolumeClaim"], "model-download.yaml": ["Job"],
+                                           "llama70b-vllm.yaml": ["Deployment"], "llama70b-service.yaml": ["Service"]}},
     "vllm": {"mode": "render", "files": {"model-cache.yaml": None, "model-download.yaml": ["Job"],
                                          "llama70b-vllm.yaml": ["Deployment"], "llama70b-service.yaml": ["Service"]}},
     "inference_service": {"mode": "render", "files": {"llama70b-vllm.yaml": ["Deployment"],

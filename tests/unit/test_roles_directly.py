@@ -26,7 +26,8 @@ def test_the_playbook_has_no_input_check_of_its_own():
     (play,) = yaml.safe_load((ROOT / PLAYBOOK).read_text())
     names = [task.get("ansible.builtin.include_role", {}).get("name") for task in play["tasks"]]
     assert names == ["gpuinfer.serving.plan", "gpuinfer.serving.model_cache",
-                     "gpuinfer.serving.{{ gpuinfer_engine | default('vllm') }}", "gpuinfer.serving.inference_service"]
+                     "gpuinfer.serving.{{ gpuinfer_engine | default('vllm') }}", "gpuinfer.serving.inference_service",
+                     "gpuinfer.serving.deploy"]
     # No check_inputs task, no inputs role, no pre_tasks: the roles must refuse bad inputs by themselves.
     assert set(play) & {"roles", "pre_tasks", "post_tasks", "handlers"} == set()
     assert all(set(task) <= {"name", "ansible.builtin.include_role"} for task in play["tasks"]), play["tasks"]

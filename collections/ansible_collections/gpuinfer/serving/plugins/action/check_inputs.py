@@ -87,8 +87,7 @@ def declared_names(collection_root=COLLECTION_ROOT):
     vars_files = glob.glob(os.path.join(collection_root, "roles", "*", "vars", "*.yml"))
     task_files = (glob.glob(os.path.join(collection_root, "roles", "*", "tasks", "*.yml"))
                   + glob.glob(os.path.join(collection_root, "roles", "*", "handlers", "*.yml"))
-                  + glob.glob(os.path.join(collection_root, "playbooks", "*.yml"))
-                  + glob.glob(os.path.join(collection_root, "playbooks", "tasks", "*.yml")))
+                  + glob.glob(os.path.join(collection_root, "playbooks", "*.yml")))
     key = ("declared",) + tuple(sorted((path, os.path.getmtime(path)) for path in vars_files + task_files))
     if key not in _SPEC_CACHE:
         names = set(role_option_specs(collection_root))

@@ -168,7 +168,7 @@ def resolve(settings, plan):
     return {
         "problems": problems,
         "notes": notes,
-        # What verify_existing checks once the cluster can be asked, so it needs no settings again.
+        # What the deploy role checks once the cluster can be asked, so it needs no settings again.
         "namespace": settings["namespace"],
         "existing_claim": settings["existing_claim"],
         "existing_secrets": existing_secrets(settings),
@@ -181,6 +181,8 @@ def resolve(settings, plan):
         "pull_secret": pull_secret,
         "shm_size": shm_size,
         "job_name": job_name(settings["instance"], identity),
+        # Whether the role builds a download Job (the deploy waits for it before it creates the engine).
+        "download": bool(settings["download"]),
         # The download Job completes before the engine is created, so the engine can start with the Hub off.
         "prefilled": settings["state"] == "present" and layout == "huggingface" and bool(settings["download"]),
     }

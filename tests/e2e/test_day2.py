@@ -9,6 +9,7 @@ not exist: that is the stuck rollout.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -234,3 +235,53 @@ def test_an_engine_change_replaces_the_vllm_workload_with_sglang(sim_cluster, na
     assert pods(sim_cluster, namespace, SELECTOR) == []
     service = kubectl_json(sim_cluster, "get", "service", "-n", namespace, INSTANCE)
     assert service["spec"]["selector"]["app.kubernetes.io/name"] == "sglang"
+
+
+def env_names(sim, namespace):
+    deployment = kubectl_json(sim, "get", "deployment", "-n", namespace, WORKLOAD)
+    return [e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])]
+
+
+def managers(sim, namespace):
+    deployment = kubectl_json(sim, "get", "deployment", "-n", namespace, WORKLOAD, "--show-managed-fields")
+    return deployment["metadata"]["managedFields"]
+
+
+def test_a_setting_taken_out_leaves_the_cluster_also_on_a_workload_an_earlier_version_wrote(sim_cluster, namespace):
+    marker = [{"name": "GPUINFER_E2E_MARKER", "value": "on"}]
+    proc, _ = site(sim_cluster, namespace, plan_replicas=1, vllm_extra_env=marker)
+    assert_ok(proc)
+    assert "GPUINFER_E2E_MARKER" in env_names(sim_cluster, namespace)
+
+    # Taken out of the settings: gone from the Deployment (a patch would have kept it), and the next run changes nothing.
+    proc, recap = site(sim_cluster, namespace, plan_replicas=1)
+    assert_ok(proc)
+    assert recap["changed"] >= 1 and "GPUINFER_E2E_MARKER" not in env_names(sim_cluster, namespace)
+    proc, recap = site(sim_cluster, namespace, plan_replicas=1)
+    assert_ok(proc)
+    assert recap["changed"] == 0, proc.stdout[-3000:]
+
+    # A rollback returns to the revision that had it, and the next deploy takes it out again.
+    proc, _ = run_playbook(sim_cluster, "rollback.yml", SCENARIO, namespace, extra_vars=dict(BASE, plan_replicas=1))
+    assert_ok(proc)
+    assert "GPUINFER_E2E_MARKER" in env_names(sim_cluster, namespace)
+    proc, _ = site(sim_cluster, namespace, plan_replicas=1)
+    assert_ok(proc)
+    assert "GPUINFER_E2E_MARKER" not in env_names(sim_cluster, namespace)
+
+    # What a deploy by 0.1 (kubernetes.core's create and patch) leaves: the fields owned by the kubernetes client's
+    # Update entry, which a server-side apply never removes. The deploy hands them over first, then removes the marker.
+    proc, _ = site(sim_cluster, namespace, plan_replicas=1, vllm_extra_env=marker)
+    assert_ok(proc)
+    legacy = [dict(entry, manager="OpenAPI-Generator", operation="Update") if entry["manager"] == "gpuinfer.serving" else entry
+              for entry in managers(sim_cluster, namespace)]
+    sim_cluster.kubectl("patch", "deployment", "-n", namespace, WORKLOAD, "--type=merge",
+                        "-p", json.dumps({"metadata": {"managedFields": legacy}}))
+    assert [e["manager"] for e in managers(sim_cluster, namespace) if not e.get("subresource")] == ["OpenAPI-Generator"]
+    proc, _ = site(sim_cluster, namespace, plan_replicas=1)
+    assert_ok(proc)
+    assert "GPUINFER_E2E_MARKER" not in env_names(sim_cluster, namespace)
+    assert [e["manager"] for e in managers(sim_cluster, namespace) if not e.get("subresource")] == ["gpuinfer.serving"]
+    proc, recap = site(sim_cluster, namespace, plan_replicas=1)
+    assert_ok(proc)
+    assert recap["changed"] == 0, proc.stdout[-3000:]

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpuinfer.serving contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters for day-2 rollouts: the revision stamp, the revision history and the rollback plan.
+"""Filters for day-2 rollouts: the revision stamp, the revision history, the rollback plan, the workloads a layout
+change leaves behind and those an earlier version patched (handed over to server-side apply).
 
 The logic lives in module_utils/deploy/rollout.py; these filters translate its errors into AnsibleFilterError.
 """
@@ -42,6 +43,10 @@ def stale_workloads(live_workloads, objects):
     return _call(rollout.stale_objects, live_workloads, objects)
 
 
+def ownership_handover(live_workloads, objects):
+    return _call(rollout.ownership_handover, live_workloads, objects)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -49,4 +54,5 @@ class FilterModule(object):
             "rollout_history": rollout_history,
             "rollback_plan": rollback_plan,
             "stale_workloads": stale_workloads,
+            "ownership_handover": ownership_handover,
         }

@@ -234,7 +234,9 @@ namespace_objects:
       C(exists), C(type), C(keys)), C(claims) (name -> C(exists), C(phase), C(capacity), C(access_modes)), C(jobs) (name -> C(exists),
       C(succeeded), C(failed), C(complete), C(failed_condition)), C(configmaps) (name -> C(exists), C(data)) and
       C(workloads) (a list of C(api_version), C(kind), C(name), C(namespace), C(revision) - the
-      C(gpuinfer.serving/deploy-revision) annotation -, C(resource_version) and C(ready)).
+      C(gpuinfer.serving/deploy-revision) annotation -, C(resource_version), C(ready) and C(handed_over_fields) -
+      for a workload an earlier version of the collection created or patched, its C(metadata.managedFields) with that
+      client's entries handed over to the collection's server-side apply, else null).
   returned: when namespace_objects is given
   type: dict
 api_calls:

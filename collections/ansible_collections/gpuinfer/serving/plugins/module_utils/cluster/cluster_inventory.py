@@ -562,6 +562,7 @@ def summarize_namespace_objects(namespace, namespace_found, secrets, claims, job
             "namespace": metadata.get("namespace") or namespace,
             "revision": (metadata.get("annotations") or {}).get(rollout.REVISION_ANNOTATION),
             "resource_version": metadata.get("resourceVersion"),
+            "handed_over_fields": rollout.handed_over_fields(metadata.get("managedFields")),
             "ready": int(status.get("readyReplicas") or 0) >= want and int(status.get("updatedReplicas") or 0) >= want,
         })
     for name in wanted.get("secrets") or []:

@@ -316,6 +316,65 @@ def stale_objects(live, wanted):
     return stale
 
 
+# ---------------------------------------------------------------- field ownership
+#
+# Every object is applied server-side under one field manager (roles/manifests, playbooks/rollback.yml), so a field
+# the collection stops building is removed from the live object. A workload an earlier version of the collection
+# created or patched has its fields owned by the kubernetes client's Update entry, which an apply never takes away:
+# those entries are handed over to the collection's Apply entry first (what kubectl's client-side to server-side
+# apply upgrade does), and the apply then owns, and removes, what it no longer builds.
+
+FIELD_MANAGER = "gpuinfer.serving"
+# The managers of earlier writes by the collection: the kubernetes Python client's user agent (kubernetes.core's
+# create and patch), and the one the API server names for fields that existed before an object's first apply.
+LEGACY_MANAGERS = ("OpenAPI-Generator", "before-first-apply")
+
+
+def _merge_fields(into, other):
+    for key, value in (other or {}).items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge_fields(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def handed_over_fields(managed_fields):
+    """``managed_fields`` (an object's metadata.managedFields) with the legacy managers' Update entries of the object
+    itself merged into the collection's Apply entry; None when there is nothing to hand over."""
+    legacy, kept = [], []
+    for entry in json.loads(json.dumps(managed_fields or [])):
+        if (isinstance(entry, dict) and entry.get("operation") == "Update" and not entry.get("subresource")
+                and entry.get("manager") in LEGACY_MANAGERS and entry.get("fieldsType", "FieldsV1") == "FieldsV1"):
+            legacy.append(entry)
+        else:
+            kept.append(entry)
+    if not legacy:
+        return None
+    applied = next((entry for entry in kept if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER
+                    and entry.get("operation") == "Apply" and not entry.get("subresource")), None)
+    if applied is None:
+        applied = {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": legacy[0].get("apiVersion"),
+                   "time": legacy[-1].get("time"), "fieldsType": "FieldsV1", "fieldsV1": {}}
+        kept.append(applied)
+    for entry in legacy:
+        applied["fieldsV1"] = _merge_fields(applied.get("fieldsV1") or {}, entry.get("fieldsV1"))
+    return kept
+
+
+def ownership_handover(live, wanted):
+    """Merge patches for the workloads of ``wanted`` whose live counterpart has fields to hand over (gpu_cluster_info's
+    ``handed_over_fields``): apiVersion, kind and metadata with name, namespace and the new managedFields."""
+    wanted_keys = set((obj.get("kind"), (obj.get("metadata") or {}).get("name")) for obj in wanted or [])
+    patches = []
+    for obj in live or []:
+        if obj.get("handed_over_fields") and (obj.get("kind"), obj.get("name")) in wanted_keys:
+            patches.append({"apiVersion": obj.get("api_version"), "kind": obj.get("kind"),
+                            "metadata": {"name": obj.get("name"), "namespace": obj.get("namespace"),
+                                         "managedFields": obj["handed_over_fields"]}})
+    return patches
+
+
 def history_name(instance):
     return "%s-revisions" % instance
 

@@ -260,3 +260,48 @@ def test_the_wait_backs_off_from_one_second_up_to_its_delay():
     with pytest.raises(waiting.WaitFailed):
         waiter.run()
     assert pauses[:6] == [1, 2, 4, 8, 15, 15]
+
+
+# What a 0.1 deploy left on a Deployment (kubernetes.core's create and patch, the Python client's user agent), as
+# read from the simulated cluster's kube-apiserver, trimmed.
+LEGACY_FIELDS = [
+    {"manager": "OpenAPI-Generator", "operation": "Update", "apiVersion": "apps/v1", "time": "2026-12-08T01:58:00Z",
+     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+         'k:{"name":"vllm"}': {"f:env": {'k:{"name":"FOO"}': {".": {}, "f:name": {}, "f:value": {}}}}}}}}}},
+    {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1", "subresource": "status",
+     "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}}}},
+]
+
+
+def test_fields_an_earlier_version_wrote_are_handed_to_the_collections_apply_and_the_controllers_keep_theirs():
+    handed = rollout.handed_over_fields(LEGACY_FIELDS)
+    assert [(entry["manager"], entry["operation"], entry.get("subresource")) for entry in handed] == [
+        ("kube-controller-manager", "Update", "status"), ("gpuinfer.serving", "Apply", None)]
+    applied = handed[1]
+    assert applied["apiVersion"] == "apps/v1" and applied["fieldsType"] == "FieldsV1"
+    assert applied["fieldsV1"] == LEGACY_FIELDS[0]["fieldsV1"]
+    # An object the collection already applies server-side has nothing to hand over; nor one read without the list.
+    assert rollout.handed_over_fields(handed) is None
+    assert rollout.handed_over_fields(None) is None
+
+
+def test_a_legacy_entry_next_to_an_apply_entry_is_merged_into_it():
+    apply_entry = {"manager": "gpuinfer.serving", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                   "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}}}
+    handed = rollout.handed_over_fields([apply_entry, LEGACY_FIELDS[0]])
+    assert len(handed) == 1 and handed[0]["manager"] == "gpuinfer.serving"
+    spec = handed[0]["fieldsV1"]["f:spec"]
+    assert set(spec) == {"f:replicas", "f:paused", "f:template"}
+    assert apply_entry["fieldsV1"] == {"f:spec": {"f:replicas": {}, "f:paused": {}}}, "the input is left as it was"
+
+
+def test_the_handover_patches_only_the_workloads_the_deploy_still_builds():
+    running = [dict(live("x")[0], handed_over_fields=rollout.handed_over_fields(LEGACY_FIELDS)),
+               dict(live("y", "LeaderWorkerSet", "llm-sglang")[0], handed_over_fields=rollout.handed_over_fields(LEGACY_FIELDS)),
+               dict(live("z", name="other-vllm")[0], handed_over_fields=None)]
+    wanted = objects("vllm:v1") + objects("vllm:v1", name="other-vllm")
+    patches = rollout.ownership_handover(running, wanted)
+    assert patches == [{"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "llm-vllm", "namespace": "llm-serving",
+                                     "managedFields": running[0]["handed_over_fields"]}}]
+    assert rollout.ownership_handover(running, []) == []
